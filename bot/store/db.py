@@ -1,0 +1,29 @@
+"""Opening the SQLite store. Every store module creates its own tables with ``ensure_schema(db)``."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import sqlite_utils
+
+DEFAULT_DB = "tighten.db"
+
+
+def open_db(path: str | Path = DEFAULT_DB) -> sqlite_utils.Database:
+    """Open (creating if needed) the store at ``path``; ``":memory:"`` for an in-memory store.
+
+    WAL mode so the Slack listeners and the scheduler can read while one writer commits; a busy
+    timeout so concurrent writers wait instead of failing; ``isolation_level=None`` so callers
+    control transactions explicitly (``BEGIN IMMEDIATE`` for atomic state changes).
+    """
+    if str(path) == ":memory:":
+        conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+    else:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return sqlite_utils.Database(conn)
