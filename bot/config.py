@@ -1,0 +1,419 @@
+"""Tighten's configuration: one YAML file, validated at start-up before anything runs.
+
+Every error names the file, the key (as a dotted path such as ``accounts[1].approvers.users``) and what was
+expected, so a typo is fixed in one go. Secrets never live here: Slack tokens and AWS credentials come from the
+environment (see README "Configuration").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+SLACK_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{6,}$")
+SLACK_USER = re.compile(r"^[UW][A-Z0-9]{6,}$")
+SLACK_GROUP = re.compile(r"^S[A-Z0-9]{6,}$")
+HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class ConfigError(ValueError):
+    """One or more problems in a config file; ``problems`` lists each as ``"<file>: <key>: <message>"``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+@dataclass(frozen=True)
+class Approvers:
+    users: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.users or self.groups)
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    name: str
+    reader_role: str = "TightenReader"
+    applier_role: str = "TightenApplier"
+    channel: str | None = None
+    approvers: Approvers = Approvers()
+    regions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Digest:
+    channel: str
+    kind: str  # "daily" | "weekly"
+    cron: str
+
+
+@dataclass(frozen=True)
+class OffHours:
+    start: str  # "HH:MM"
+    end: str
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class Schedules:
+    ingest: str = "*/15 * * * *"
+    plan: str = "0 * * * *"
+    scan: str = "*/5 * * * *"
+    expire: str = "30 3 * * *"
+    watch: str = "*/10 * * * *"
+    off_hours: OffHours | None = None
+
+
+@dataclass(frozen=True)
+class AccessAnalyzerSettings:
+    trail_arn: str | None = None
+    access_role_arn: str | None = None
+    max_concurrent: int = 1
+    max_per_day: int = 50
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str = "<defaults>"
+    db_path: str = "tighten.db"
+    cloudtrail_source: str | None = None
+    lookback_days: int = 90
+    accounts: tuple[Account, ...] = ()
+    organizations_enabled: bool = False
+    organizations_role: str = "TightenOrgReader"
+    protected_roles: tuple[str, ...] = ()
+    protected_tags: tuple[str, ...] = ("tighten:protected",)
+    own_role_arns: tuple[str, ...] = ()
+    allow_self_approval: bool = False
+    default_approvers: Approvers = Approvers()
+    review_channel: str | None = None
+    slack_mode: str = "socket"  # "socket" | "http"
+    digests: tuple[Digest, ...] = ()
+    schedules: Schedules = field(default_factory=Schedules)
+    backend: str = "local"  # "local" | "access-analyzer"
+    access_analyzer: AccessAnalyzerSettings = field(default_factory=AccessAnalyzerSettings)
+    managed_policy_prefix: str = "tighten-"
+    retention_days: int = 30
+    proposal_ttl_days: int = 14
+    watch_days: int = 7
+    allowlist_path: str | None = None
+
+    def account(self, account_id: str) -> Account | None:
+        return next((a for a in self.accounts if a.id == account_id), None)
+
+    def approvers_for(self, account_id: str) -> Approvers:
+        acct = self.account(account_id)
+        return acct.approvers if acct and acct.approvers else self.default_approvers
+
+    def channel_for(self, account_id: str) -> str | None:
+        acct = self.account(account_id)
+        return (acct.channel if acct else None) or self.review_channel
+
+
+class _Reader:
+    """Walks the raw YAML, collecting every problem instead of stopping at the first."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[str] = []
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append(f"{self.file}: {key}: {message}")
+
+    def section(self, raw: dict[str, Any], key: str, path: str) -> dict[str, Any]:
+        value = raw.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.problem(_join(path, key), f"expected a mapping, got {_kind(value)}")
+            return {}
+        return value
+
+    def unknown_keys(self, raw: dict[str, Any], allowed: set[str], path: str) -> None:
+        for key in sorted(set(raw) - allowed):
+            self.problem(_join(path, str(key)), f"unknown key (expected one of: {', '.join(sorted(allowed))})")
+
+    def get(self, raw: dict[str, Any], key: str, path: str, kind: type | tuple[type, ...], default: Any,
+            *, required: bool = False) -> Any:
+        full = _join(path, key)
+        if key not in raw or raw[key] is None:
+            if required:
+                self.problem(full, f"missing required key (expected {_expected(kind)})")
+            return default
+        value = raw[key]
+        if isinstance(value, bool) and kind in (int, (int,)):
+            self.problem(full, f"expected {_expected(kind)}, got {_kind(value)}")
+            return default
+        if not isinstance(value, kind):
+            self.problem(full, f"expected {_expected(kind)}, got {_kind(value)}")
+            return default
+        return value
+
+    def positive_int(self, raw: dict[str, Any], key: str, path: str, default: int) -> int:
+        value = self.get(raw, key, path, int, default)
+        if value < 1:
+            self.problem(_join(path, key), f"expected a positive integer, got {value}")
+            return default
+        return int(value)
+
+    def pattern(self, raw: dict[str, Any], key: str, path: str, rx: re.Pattern[str], what: str,
+                default: str | None = None, *, required: bool = False) -> str | None:
+        value = self.get(raw, key, path, str, default, required=required)
+        if value is not default and not rx.match(str(value)):
+            self.problem(_join(path, key), f"expected {what}, got {value!r}")
+            return default
+        return value
+
+    def str_list(self, raw: dict[str, Any], key: str, path: str, rx: re.Pattern[str] | None = None,
+                 what: str = "a string") -> tuple[str, ...]:
+        value = self.get(raw, key, path, list, [])
+        out = []
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or (rx is not None and not rx.match(item)):
+                self.problem(f"{_join(path, key)}[{i}]", f"expected {what}, got {item!r}")
+                continue
+            out.append(item)
+        return tuple(out)
+
+    def cron(self, raw: dict[str, Any], key: str, path: str, default: str) -> str:
+        value = self.get(raw, key, path, str, default)
+        if value is not default:
+            error = cron_error(value)
+            if error:
+                self.problem(_join(path, key), f"expected a 5-field cron expression, got {value!r} ({error})")
+                return default
+        return value
+
+    def choice(self, raw: dict[str, Any], key: str, path: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.get(raw, key, path, str, default)
+        if value not in choices:
+            self.problem(_join(path, key), f"expected one of {', '.join(choices)}, got {value!r}")
+            return default
+        return value
+
+
+def cron_error(expr: str) -> str | None:
+    """None when ``expr`` is a valid 5-field crontab expression, else APScheduler's reason."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    if len(expr.split()) != 5:
+        return f"{len(expr.split())} fields"
+    try:
+        CronTrigger.from_crontab(expr, timezone="UTC")
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a number"}.get(type(value), type(value).__name__)
+
+
+def _expected(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(_kind(k()) if k is not type(None) else "null" for k in kinds)
+
+
+def _approvers(r: _Reader, raw: dict[str, Any], path: str) -> Approvers:
+    section = r.section(raw, "approvers", path)
+    p = _join(path, "approvers")
+    r.unknown_keys(section, {"users", "groups"}, p)
+    return Approvers(
+        users=r.str_list(section, "users", p, SLACK_USER, "a Slack user ID like U012ABCDEF"),
+        groups=r.str_list(section, "groups", p, SLACK_GROUP, "a Slack user group ID like S012ABCDEF"),
+    )
+
+
+def parse_config(raw: Any, file: str = "<config>") -> Config:
+    """Validate a parsed YAML document; raises :class:`ConfigError` listing every problem."""
+    r = _Reader(file)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{file}: (top level): expected a mapping, got {_kind(raw)}"])
+    top = {"store", "cloudtrail", "accounts", "organizations", "scope", "approval", "slack", "schedules",
+           "backend", "apply", "allowlist"}
+    r.unknown_keys(raw, top, "")
+
+    store = r.section(raw, "store", "")
+    r.unknown_keys(store, {"path"}, "store")
+    trail = r.section(raw, "cloudtrail", "")
+    r.unknown_keys(trail, {"source", "lookback_days"}, "cloudtrail")
+
+    accounts: list[Account] = []
+    raw_accounts = r.get(raw, "accounts", "", list, [])
+    seen: set[str] = set()
+    for i, item in enumerate(raw_accounts):
+        p = f"accounts[{i}]"
+        if not isinstance(item, dict):
+            r.problem(p, f"expected a mapping, got {_kind(item)}")
+            continue
+        r.unknown_keys(item, {"id", "name", "reader_role", "applier_role", "channel", "approvers", "regions"}, p)
+        acct_id = item.get("id")
+        if isinstance(acct_id, int) and not isinstance(acct_id, bool):
+            r.problem(_join(p, "id"), "expected a 12-digit account ID as a quoted string (YAML drops leading zeros)")
+            acct_id = None
+        else:
+            acct_id = r.pattern(item, "id", p, ACCOUNT_ID, "a 12-digit account ID string", required=True)
+        if acct_id and acct_id in seen:
+            r.problem(_join(p, "id"), f"duplicate account {acct_id}")
+        if acct_id:
+            seen.add(acct_id)
+        accounts.append(Account(
+            id=acct_id or "",
+            name=r.get(item, "name", p, str, acct_id or ""),
+            reader_role=r.get(item, "reader_role", p, str, "TightenReader"),
+            applier_role=r.get(item, "applier_role", p, str, "TightenApplier"),
+            channel=r.pattern(item, "channel", p, SLACK_CHANNEL, "a Slack channel ID like C012ABCDEF"),
+            approvers=_approvers(r, item, p),
+            regions=r.str_list(item, "regions", p),
+        ))
+
+    org = r.section(raw, "organizations", "")
+    r.unknown_keys(org, {"enabled", "role"}, "organizations")
+    scope = r.section(raw, "scope", "")
+    r.unknown_keys(scope, {"protected_roles", "protected_tags", "own_role_arns"}, "scope")
+    approval = r.section(raw, "approval", "")
+    r.unknown_keys(approval, {"allow_self_approval", "approvers"}, "approval")
+    slack = r.section(raw, "slack", "")
+    r.unknown_keys(slack, {"mode", "review_channel", "digests"}, "slack")
+    digests: list[Digest] = []
+    for i, item in enumerate(r.get(slack, "digests", "slack", list, [])):
+        p = f"slack.digests[{i}]"
+        if not isinstance(item, dict):
+            r.problem(p, f"expected a mapping, got {_kind(item)}")
+            continue
+        r.unknown_keys(item, {"channel", "kind", "cron"}, p)
+        kind = r.choice(item, "kind", p, ("daily", "weekly"), "daily")
+        digests.append(Digest(
+            channel=r.pattern(item, "channel", p, SLACK_CHANNEL, "a Slack channel ID like C012ABCDEF",
+                              required=True) or "",
+            kind=kind,
+            cron=r.cron(item, "cron", p, "0 9 * * *" if kind == "daily" else "0 9 * * 1"),
+        ))
+
+    sched = r.section(raw, "schedules", "")
+    r.unknown_keys(sched, {"ingest", "plan", "scan", "expire", "watch", "off_hours"}, "schedules")
+    off_hours = None
+    oh = r.section(sched, "off_hours", "schedules")
+    if oh:
+        p = "schedules.off_hours"
+        r.unknown_keys(oh, {"start", "end", "timezone"}, p)
+        off_hours = OffHours(
+            start=r.pattern(oh, "start", p, HHMM, "a time HH:MM", required=True) or "00:00",
+            end=r.pattern(oh, "end", p, HHMM, "a time HH:MM", required=True) or "00:00",
+            timezone=_timezone(r, oh, p),
+        )
+    d = Schedules()
+    schedules = Schedules(
+        ingest=r.cron(sched, "ingest", "schedules", d.ingest),
+        plan=r.cron(sched, "plan", "schedules", d.plan),
+        scan=r.cron(sched, "scan", "schedules", d.scan),
+        expire=r.cron(sched, "expire", "schedules", d.expire),
+        watch=r.cron(sched, "watch", "schedules", d.watch),
+        off_hours=off_hours,
+    )
+
+    backend = r.section(raw, "backend", "")
+    r.unknown_keys(backend, {"engine", "access_analyzer"}, "backend")
+    engine = r.choice(backend, "engine", "backend", ("local", "access-analyzer"), "local")
+    aa_raw = r.section(backend, "access_analyzer", "backend")
+    p = "backend.access_analyzer"
+    r.unknown_keys(aa_raw, {"trail_arn", "access_role_arn", "max_concurrent", "max_per_day"}, p)
+    aa = AccessAnalyzerSettings(
+        trail_arn=r.get(aa_raw, "trail_arn", p, str, None, required=engine == "access-analyzer"),
+        access_role_arn=r.get(aa_raw, "access_role_arn", p, str, None, required=engine == "access-analyzer"),
+        max_concurrent=r.positive_int(aa_raw, "max_concurrent", p, 1),
+        max_per_day=r.positive_int(aa_raw, "max_per_day", p, 50),
+    )
+
+    apply = r.section(raw, "apply", "")
+    r.unknown_keys(apply, {"managed_policy_prefix", "retention_days", "proposal_ttl_days", "watch_days"}, "apply")
+
+    cfg = Config(
+        path=file,
+        db_path=r.get(store, "path", "store", str, "tighten.db"),
+        cloudtrail_source=r.get(trail, "source", "cloudtrail", str, None),
+        lookback_days=r.positive_int(trail, "lookback_days", "cloudtrail", 90),
+        accounts=tuple(accounts),
+        organizations_enabled=r.get(org, "enabled", "organizations", bool, False),
+        organizations_role=r.get(org, "role", "organizations", str, "TightenOrgReader"),
+        protected_roles=r.str_list(scope, "protected_roles", "scope"),
+        protected_tags=r.str_list(scope, "protected_tags", "scope") if "protected_tags" in scope
+        else ("tighten:protected",),
+        own_role_arns=r.str_list(scope, "own_role_arns", "scope"),
+        allow_self_approval=r.get(approval, "allow_self_approval", "approval", bool, False),
+        default_approvers=_approvers(r, approval, "approval"),
+        review_channel=r.pattern(slack, "review_channel", "slack", SLACK_CHANNEL,
+                                 "a Slack channel ID like C012ABCDEF"),
+        slack_mode=r.choice(slack, "mode", "slack", ("socket", "http"), "socket"),
+        digests=tuple(digests),
+        schedules=schedules,
+        backend=engine,
+        access_analyzer=aa,
+        managed_policy_prefix=r.get(apply, "managed_policy_prefix", "apply", str, "tighten-"),
+        retention_days=r.positive_int(apply, "retention_days", "apply", 30),
+        proposal_ttl_days=r.positive_int(apply, "proposal_ttl_days", "apply", 14),
+        watch_days=r.positive_int(apply, "watch_days", "apply", 7),
+        allowlist_path=r.get(raw, "allowlist", "", str, None),
+    )
+    for i, acct in enumerate(cfg.accounts):
+        if acct.id and not cfg.channel_for(acct.id):
+            r.problem(f"accounts[{i}].channel", "no review channel: set accounts[].channel or slack.review_channel")
+        if acct.id and not cfg.approvers_for(acct.id):
+            r.problem(f"accounts[{i}].approvers",
+                      "no approvers: set accounts[].approvers or approval.approvers (nobody could approve)")
+    if r.problems:
+        raise ConfigError(r.problems)
+    return cfg
+
+
+def _timezone(r: _Reader, raw: dict[str, Any], path: str) -> str:
+    value = r.get(raw, "timezone", path, str, "UTC")
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        r.problem(_join(path, "timezone"), f"expected an IANA time zone like Europe/Paris, got {value!r}")
+        return "UTC"
+    return value
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file. Relative paths inside it resolve against the file's folder."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read file: {exc.strerror}"]) from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(unknown position)"
+        raise ConfigError([f"{path}: {where}: not valid YAML ({getattr(exc, 'problem', exc)})"]) from exc
+    cfg = parse_config(raw, str(path))
+    base = path.parent
+    updates: dict[str, Any] = {}
+    if cfg.allowlist_path and not Path(cfg.allowlist_path).is_absolute():
+        updates["allowlist_path"] = str(base / cfg.allowlist_path)
+    if updates:
+        from dataclasses import replace
+
+        cfg = replace(cfg, **updates)
+    return cfg

@@ -1,0 +1,83 @@
+"""The role directory: principals Tighten knows from inventory, with their scope and last policy hash.
+
+Refreshed by the scheduler's inventory step; read by Slack commands (``/tighten scan <role>`` resolves names
+here) and by scan planning.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+
+from bot.util.clock import Clock, iso, utcnow
+
+
+@dataclass
+class KnownRole:
+    account: str
+    arn: str
+    name: str
+    path: str = "/"
+    in_scope: bool = True
+    excluded_reason: str | None = None  # "service-linked", "protected", "own role", ...
+    warnings: list[str] = field(default_factory=list)  # e.g. "insufficient history"
+    policy_hash: str = ""
+    created: str | None = None
+    last_used: str | None = None
+    refreshed_at: str = ""
+
+
+class RoleDirectory:
+    def __init__(self, db: sqlite_utils.Database, clock: Clock = utcnow) -> None:
+        self.db = db
+        self.clock = clock
+        ensure_schema(db)
+
+    def upsert(self, role: KnownRole) -> None:
+        role.refreshed_at = role.refreshed_at or iso(self.clock())
+        row: dict[str, Any] = dict(role.__dict__)
+        row["in_scope"] = int(role.in_scope)
+        row["warnings"] = json.dumps(role.warnings)
+        self.db["known_roles"].upsert(row, pk="arn")
+
+    def get(self, arn: str) -> KnownRole | None:
+        rows = list(self.db.query("SELECT * FROM known_roles WHERE arn = ?", [arn]))
+        return _role(rows[0]) if rows else None
+
+    def find(self, name_or_arn: str) -> list[KnownRole]:
+        """Exact ARN, or role name (case-insensitive, as IAM names are), across accounts."""
+        if name_or_arn.startswith("arn:"):
+            found = self.get(name_or_arn)
+            return [found] if found else []
+        return [_role(r) for r in self.db.query(
+            "SELECT * FROM known_roles WHERE lower(name) = lower(?) ORDER BY account", [name_or_arn])]
+
+    def all(self, *, in_scope: bool | None = None, account: str | None = None) -> list[KnownRole]:
+        sql, params = "SELECT * FROM known_roles WHERE 1=1", []
+        if in_scope is not None:
+            sql += " AND in_scope = ?"
+            params.append(int(in_scope))
+        if account:
+            sql += " AND account = ?"
+            params.append(account)
+        return [_role(r) for r in self.db.query(sql + " ORDER BY account, name", params)]
+
+
+def _role(row: dict[str, Any]) -> KnownRole:
+    row = dict(row)
+    row["in_scope"] = bool(row["in_scope"])
+    row["warnings"] = json.loads(row["warnings"] or "[]")
+    return KnownRole(**row)
+
+
+def ensure_schema(db: sqlite_utils.Database) -> None:
+    db.conn.execute(
+        """CREATE TABLE IF NOT EXISTS known_roles (
+            arn TEXT PRIMARY KEY, account TEXT NOT NULL, name TEXT NOT NULL, path TEXT, in_scope INTEGER,
+            excluded_reason TEXT, warnings TEXT, policy_hash TEXT, created TEXT, last_used TEXT,
+            refreshed_at TEXT
+        )"""
+    )

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.store.db import open_db
+from bot.store.queue import DONE, FAILED, PENDING, RUNNING, WorkQueue
+from bot.util.clock import FakeClock
+
+
+def make_queue(tmp_path: Path) -> WorkQueue:
+    return WorkQueue(open_db(tmp_path / "q.db"), clock=FakeClock(datetime(2026, 1, 1, tzinfo=UTC)))
+
+
+def test_priority_then_fifo_and_positions(tmp_path: Path) -> None:
+    q = make_queue(tmp_path)
+    low, _ = q.enqueue("scan", {"role": "low"}, priority=1)
+    high, _ = q.enqueue("scan", {"role": "high"}, priority=9)
+    low2, _ = q.enqueue("scan", {"role": "low2"}, priority=1)
+    assert [q.position(i.id) for i in (high, low, low2)] == [1, 2, 3]
+    first = q.claim("w")
+    assert first is not None and first.payload["role"] == "high"
+    assert [i.payload["role"] for i in q.pending()] == ["high", "low", "low2"]  # running first
+    claimed = q.claim("w")
+    assert claimed is not None and claimed.payload["role"] == "low"
+
+
+def test_dedupe_returns_existing_item(tmp_path: Path) -> None:
+    q = make_queue(tmp_path)
+    first, created = q.enqueue("scan", {"role": "a"}, dedupe_key="scan:a")
+    again, created_again = q.enqueue("scan", {"role": "a"}, dedupe_key="scan:a")
+    assert created and not created_again and again.id == first.id
+    item = q.claim("w")
+    assert item is not None
+    q.complete(item.id)
+    _, created_after_done = q.enqueue("scan", {"role": "a"}, dedupe_key="scan:a")
+    assert created_after_done
+
+
+def test_claim_is_exclusive_across_threads(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    q = WorkQueue(open_db(path))
+    for i in range(40):
+        q.enqueue("scan", {"n": i})
+    claimed: list[int] = []
+    lock = threading.Lock()
+
+    def worker(name: str) -> None:
+        wq = WorkQueue(open_db(path))
+        while (item := wq.claim(name)) is not None:
+            with lock:
+                claimed.append(item.id)
+            wq.complete(item.id)
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == sorted(set(claimed)) and len(claimed) == 40
+
+
+def test_recover_returns_running_items_and_finished_stay_finished(tmp_path: Path) -> None:
+    q = make_queue(tmp_path)
+    a, _ = q.enqueue("apply", {"p": "a"})
+    b, _ = q.enqueue("apply", {"p": "b"})
+    first = q.claim("dead-worker")
+    assert first is not None and first.id == a.id
+    q.complete(first.id)
+    second = q.claim("dead-worker")
+    assert second is not None and q.get(second.id).state == RUNNING
+    # the process dies here; a new one starts
+    q2 = WorkQueue(open_db(tmp_path / "q.db"))
+    assert q2.recover() == 1
+    assert q2.get(b.id).state == PENDING and q2.get(a.id).state == DONE
+    again = q2.claim("new-worker")
+    assert again is not None and again.id == b.id and again.attempts == 2
+    assert q2.claim("new-worker") is None
+
+
+def test_retry_until_max_attempts(tmp_path: Path) -> None:
+    q = make_queue(tmp_path)
+    item, _ = q.enqueue("scan", {})
+    for _ in range(3):
+        claimed = q.claim("w")
+        assert claimed is not None
+        q.fail(claimed.id, "boom", retry=True)
+    assert q.get(item.id).state == FAILED and q.claim("w") is None
+
+
+def test_not_before_delays(tmp_path: Path) -> None:
+    q = make_queue(tmp_path)
+    q.enqueue("scan", {}, not_before="2026-01-01T01:00:00Z")
+    assert q.claim("w") is None
+    q.clock.advance(hours=2)  # type: ignore[attr-defined]
+    assert q.claim("w") is not None
