@@ -1,0 +1,168 @@
+"""Broken configs: every problem names the file and the key, and says what was expected."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bot.commands import check_config
+from bot.config import ConfigError, load_config
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "config" / "tighten.example.yaml"
+
+MINIMAL: dict[str, Any] = {
+    "accounts": [{"id": "123456789012", "channel": "C0123456789", "approvers": {"users": ["U0123456789"]}}],
+}
+
+
+def _write(tmp_path: Path, raw: Any, name: str = "tighten.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(raw if isinstance(raw, str) else yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def _problems(tmp_path: Path, raw: Any) -> tuple[Path, list[str]]:
+    path = _write(tmp_path, raw)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    return path, err.value.problems
+
+
+def _with(**changes: Any) -> dict[str, Any]:
+    raw = yaml.safe_load(yaml.safe_dump(MINIMAL))
+    for dotted, value in changes.items():
+        node = raw
+        parts = dotted.split("__")
+        for part in parts[:-1]:
+            node = node[int(part)] if part.isdigit() else node.setdefault(part, {})
+        last = parts[-1]
+        if value is _DELETE:
+            del node[last]
+        else:
+            node[last] = value
+    return raw
+
+
+_DELETE = object()
+
+# (case id, raw config, key the message must name, fragment of what was expected)
+CASES: list[tuple[str, Any, str, str]] = [
+    ("missing account id", _with(accounts__0__id=_DELETE), "accounts[0].id", "missing required key"),
+    ("account id as int", _with(accounts__0__id=123456789012), "accounts[0].id", "quoted string"),
+    ("account id too short", _with(accounts__0__id="12345"), "accounts[0].id", "12-digit"),
+    ("duplicate account", {"accounts": MINIMAL["accounts"] * 2}, "accounts[1].id", "duplicate"),
+    ("accounts not a list", {"accounts": {"id": "123456789012"}}, "accounts", "expected a list"),
+    ("account not a mapping", {"accounts": ["123456789012"]}, "accounts[0]", "expected a mapping"),
+    ("channel as #name", _with(accounts__0__channel="#security"), "accounts[0].channel", "Slack channel ID"),
+    ("review channel lowercase", _with(slack__review_channel="c0123456789"), "slack.review_channel",
+     "Slack channel ID"),
+    ("approver not a user ID", _with(accounts__0__approvers={"users": ["@alice"]}),
+     "accounts[0].approvers.users[0]", "Slack user ID"),
+    ("approver group wrong", _with(approval__approvers={"groups": ["U0123456789"]}),
+     "approval.approvers.groups[0]", "user group ID"),
+    ("no approvers at all", _with(accounts__0__approvers=_DELETE), "accounts[0].approvers", "no approvers"),
+    ("no channel at all", _with(accounts__0__channel=_DELETE), "accounts[0].channel", "no review channel"),
+    ("unknown top-level key", _with(slak={"mode": "socket"}), "slak", "unknown key"),
+    ("unknown nested key", _with(slack={"mdoe": "http"}), "slack.mdoe", "unknown key"),
+    ("unknown account key", _with(accounts__0__role="X"), "accounts[0].role", "unknown key"),
+    ("bad slack mode", _with(slack={"mode": "webhook"}), "slack.mode", "socket, http"),
+    ("section not a mapping", _with(slack="socket"), "slack", "expected a mapping"),
+    ("lookback as string", _with(cloudtrail={"lookback_days": "90"}), "cloudtrail.lookback_days",
+     "expected an integer"),
+    ("lookback zero", _with(cloudtrail={"lookback_days": 0}), "cloudtrail.lookback_days", "positive integer"),
+    ("lookback as bool", _with(cloudtrail={"lookback_days": True}), "cloudtrail.lookback_days",
+     "expected an integer"),
+    ("self approval as string", _with(approval={"allow_self_approval": "no"}), "approval.allow_self_approval",
+     "expected a boolean"),
+    ("protected roles not a list", _with(scope={"protected_roles": "BreakGlass"}), "scope.protected_roles",
+     "expected a list"),
+    ("cron with 4 fields", _with(schedules={"scan": "*/5 * * *"}), "schedules.scan", "5-field cron"),
+    ("cron out of range", _with(schedules={"ingest": "61 * * * *"}), "schedules.ingest", "5-field cron"),
+    ("cron nonsense", _with(schedules={"plan": "every hour"}), "schedules.plan", "5-field cron"),
+    ("digest bad cron", _with(slack={"digests": [{"channel": "C0123456789", "cron": "0 25 * * *"}]}),
+     "slack.digests[0].cron", "5-field cron"),
+    ("digest missing channel", _with(slack={"digests": [{"kind": "daily"}]}), "slack.digests[0].channel",
+     "missing required key"),
+    ("digest bad kind", _with(slack={"digests": [{"channel": "C0123456789", "kind": "hourly"}]}),
+     "slack.digests[0].kind", "daily, weekly"),
+    ("bad timezone", _with(schedules={"off_hours": {"start": "20:00", "end": "06:00", "timezone": "Mars/Base"}}),
+     "schedules.off_hours.timezone", "IANA time zone"),
+    ("bad off-hours time", _with(schedules={"off_hours": {"start": "8pm", "end": "06:00"}}),
+     "schedules.off_hours.start", "HH:MM"),
+    ("off-hours missing end", _with(schedules={"off_hours": {"start": "20:00"}}), "schedules.off_hours.end",
+     "missing required key"),
+    ("bad engine", _with(backend={"engine": "magic"}), "backend.engine", "local, access-analyzer"),
+    ("access analyzer without trail", _with(backend={"engine": "access-analyzer"}),
+     "backend.access_analyzer.trail_arn", "missing required key"),
+    ("quota negative", _with(backend={"access_analyzer": {"max_per_day": -1}}),
+     "backend.access_analyzer.max_per_day", "positive integer"),
+    ("ttl as float", _with(apply={"proposal_ttl_days": 1.5}), "apply.proposal_ttl_days", "expected an integer"),
+    ("store path as list", _with(store={"path": ["a"]}), "store.path", "expected a string"),
+    ("allowlist as mapping", _with(allowlist={"path": "x"}), "allowlist", "expected a string"),
+]
+
+
+@pytest.mark.parametrize(("raw", "key", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_problem_names_file_key_and_expectation(tmp_path: Path, raw: Any, key: str, expected: str) -> None:
+    path, problems = _problems(tmp_path, raw)
+    matching = [p for p in problems if p.startswith(f"{path}: {key}: ")]
+    assert matching, f"no problem names {key!r}: {problems}"
+    assert any(expected in p for p in matching), f"{key}: expected {expected!r} in {matching}"
+
+
+def test_every_problem_reported_at_once(tmp_path: Path) -> None:
+    raw = _with(accounts__0__id=42, slack={"mode": "x", "review_channel": "general"},
+                schedules={"scan": "bad", "watch": "* * * * * *"}, bogus=1)
+    path, problems = _problems(tmp_path, raw)
+    keys = {p.split(": ")[1] for p in problems}
+    assert {"accounts[0].id", "slack.mode", "slack.review_channel", "schedules.scan", "schedules.watch",
+            "bogus"} <= keys
+    assert all(p.startswith(f"{path}: ") for p in problems)
+
+
+def test_not_yaml_names_file_and_line(tmp_path: Path) -> None:
+    path, problems = _problems(tmp_path, "accounts:\n  - id: '1\n    name: x\n")
+    assert len(problems) == 1 and problems[0].startswith(f"{path}: line ")
+    assert "not valid YAML" in problems[0]
+
+
+def test_top_level_not_mapping(tmp_path: Path) -> None:
+    path, problems = _problems(tmp_path, "- a\n- b\n")
+    assert problems == [f"{path}: (top level): expected a mapping, got a list"]
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "nope.yaml")
+    assert err.value.problems[0].startswith(f"{tmp_path / 'nope.yaml'}: cannot read file")
+
+
+def test_valid_minimal_config(tmp_path: Path) -> None:
+    cfg = load_config(_write(tmp_path, MINIMAL))
+    assert cfg.channel_for("123456789012") == "C0123456789"
+    assert cfg.lookback_days == 90
+
+
+def _check(path: Path) -> int:
+    parser = argparse.ArgumentParser()
+    check_config.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["check-config", "--config", str(path)])
+    return args.func(args)
+
+
+def test_check_config_command_invalid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path, _with(accounts__0__id=123456789012, schedules={"scan": "*/5 * * *"}))
+    assert _check(path) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert f"{path}: accounts[0].id:" in err and f"{path}: schedules.scan:" in err
+
+
+def test_check_config_command_valid(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _check(EXAMPLE) == 0
+    assert "OK" in capsys.readouterr().out
