@@ -1,0 +1,353 @@
+"""The usage index: what every principal actually did, per day, from CloudTrail.
+
+Tables (created by :func:`ensure_schema`):
+
+``ingested_objects``
+    One row per source object (file path or ``s3://bucket/key``) with its size and ETag, when it was read and
+    what it held (events, usage events, denied, skips by reason). An object whose key, size and ETag are all
+    unchanged is never read again.
+``usage_days``
+    ``(object_id, account, principal_arn, action, resource, invoked_by, day) -> count, first_seen, last_seen``.
+    ``invoked_by`` is ``''`` for calls the principal made itself, else the AWS service that called on its behalf.
+``object_principals``
+    Per object and principal: kind, account, service-linked flag, events (including denied), first/last seen.
+``denials``
+    Every denied call (one row per action it needed) for the post-apply watch.
+``ingest_errors``
+    Objects that could not be read at all (e.g. an S3 error); cleared when the object is read successfully.
+    Callers that must fail closed (the scan pipeline) check :meth:`UsageIndex.ingest_errors`.
+
+How duplicates are avoided: every row carries the ``object_id`` of the object it came from. When an object is
+seen again with a different size or ETag, all of its old rows are deleted and its new contribution inserted in
+the same transaction, so an event is never counted twice and a rewritten object never leaves stale rows.
+The cost is one row per (object, principal, action, resource, day) instead of per day; queries aggregate.
+
+Time windows (``since``/``until``) are by UTC day, both ends inclusive: ``"2024-08-01"`` or a full ISO
+timestamp (only its date is used).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import sqlite_utils
+
+from bot.trail.records import CallRecord
+from bot.util.clock import Clock, iso, utcnow
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ingested_objects (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    ingested_at TEXT NOT NULL,
+    events INTEGER NOT NULL DEFAULT 0,
+    usage_events INTEGER NOT NULL DEFAULT 0,
+    denied INTEGER NOT NULL DEFAULT 0,
+    skipped TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS usage_days (
+    object_id INTEGER NOT NULL,
+    account TEXT NOT NULL,
+    principal_arn TEXT NOT NULL,
+    action TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    invoked_by TEXT NOT NULL,
+    day TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS usage_days_principal ON usage_days (principal_arn, day);
+CREATE INDEX IF NOT EXISTS usage_days_object ON usage_days (object_id);
+CREATE TABLE IF NOT EXISTS object_principals (
+    object_id INTEGER NOT NULL,
+    arn TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    account TEXT NOT NULL,
+    service_linked INTEGER NOT NULL,
+    events INTEGER NOT NULL,
+    denied INTEGER NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS object_principals_arn ON object_principals (arn);
+CREATE INDEX IF NOT EXISTS object_principals_object ON object_principals (object_id);
+CREATE TABLE IF NOT EXISTS denials (
+    object_id INTEGER NOT NULL,
+    account TEXT NOT NULL,
+    principal_arn TEXT NOT NULL,
+    action TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    error_code TEXT NOT NULL,
+    event_time TEXT NOT NULL,
+    event_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS denials_principal ON denials (principal_arn, event_time);
+CREATE INDEX IF NOT EXISTS denials_object ON denials (object_id);
+CREATE TABLE IF NOT EXISTS ingest_errors (
+    key TEXT PRIMARY KEY,
+    error TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+"""
+
+
+def ensure_schema(db: sqlite_utils.Database) -> None:
+    db.conn.executescript(_SCHEMA)
+
+
+# -- query results ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PrincipalSummary:
+    arn: str
+    kind: str
+    account: str
+    service_linked: bool
+    first_seen: str
+    last_seen: str
+    events: int  # all calls seen, denied included
+    denied: int
+    distinct_actions: int  # distinct actions used successfully (or attempted, e.g. throttled)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """Aggregated usage of one (account, principal, action, resource, invoked_by) over a window."""
+
+    account: str
+    principal_arn: str
+    action: str
+    resource: str
+    invoked_by: str | None
+    count: int
+    first_seen: str
+    last_seen: str
+    days: tuple[str, ...]  # sorted distinct UTC days with at least one call
+
+    @property
+    def days_seen(self) -> int:
+        return len(self.days)
+
+
+@dataclass(frozen=True, slots=True)
+class DenialRow:
+    account: str
+    principal_arn: str
+    action: str
+    resource: str
+    error_code: str
+    event_time: str
+    event_id: str
+
+
+# -- per-object aggregation (built by the ingest workers, written by the single writer) ------------
+
+
+@dataclass
+class ObjectUsage:
+    """Everything one source object contributes to the index, aggregated in memory.
+
+    Plain data (picklable) so a worker process can build it and the writer process store it.
+    """
+
+    key: str
+    size: int
+    etag: str
+    events: int = 0
+    usage_events: int = 0
+    denied: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    # (account, principal, action, resource, invoked_by, day) -> [count, first, last]
+    usage: dict[tuple[str, str, str, str, str, str], list[Any]] = field(default_factory=dict)
+    # principal arn -> [kind, account, service_linked, events, denied, first, last]
+    principals: dict[str, list[Any]] = field(default_factory=dict)
+    denials: list[tuple[str, str, str, str, str, str, str]] = field(default_factory=list)
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        self.skipped[reason] += n
+
+    def add(self, rec: CallRecord) -> None:
+        self.events += 1
+        pr = rec.principal
+        t = rec.event_time
+        p = self.principals.get(pr.arn)
+        if p is None:
+            self.principals[pr.arn] = [pr.kind, pr.account, pr.service_linked, 1, int(rec.denied), t, t]
+        else:
+            p[3] += 1
+            p[4] += int(rec.denied)
+            if t < p[5]:
+                p[5] = t
+            if t > p[6]:
+                p[6] = t
+        if rec.denied:
+            self.denied += 1
+            code = rec.error_code or "AccessDenied"
+            for use in rec.actions:
+                self.denials.append((rec.account, pr.arn, use.action, use.resource, code, t, rec.event_id))
+            return
+        if not rec.actions:
+            return
+        self.usage_events += 1
+        day = t[:10]
+        inv = rec.invoked_by or ""
+        usage = self.usage
+        for use in rec.actions:
+            k = (rec.account, pr.arn, use.action, use.resource, inv, day)
+            u = usage.get(k)
+            if u is None:
+                usage[k] = [1, t, t]
+            else:
+                u[0] += 1
+                if t < u[1]:
+                    u[1] = t
+                if t > u[2]:
+                    u[2] = t
+
+
+# -- the index -------------------------------------------------------------------------------------
+
+
+def _day(value: str | None) -> str | None:
+    return value[:10] if value else None
+
+
+class UsageIndex:
+    def __init__(self, db: sqlite_utils.Database, clock: Clock = utcnow) -> None:
+        self.db = db
+        self.clock = clock
+        ensure_schema(db)
+
+    # -- ingest bookkeeping ------------------------------------------------------------------------
+    def ingested(self) -> dict[str, tuple[int, str]]:
+        """Every ingested object key -> (size, etag)."""
+        return {r[0]: (r[1], r[2]) for r in self.db.conn.execute("SELECT key, size, etag FROM ingested_objects")}
+
+    def needs_ingest(self, key: str, size: int, etag: str) -> bool:
+        row = self.db.conn.execute("SELECT size, etag FROM ingested_objects WHERE key = ?", [key]).fetchone()
+        return row is None or (row[0], row[1]) != (size, etag)
+
+    def record_objects(self, objects: Iterable[ObjectUsage]) -> None:
+        """Store the contributions of several objects atomically, replacing older versions of them."""
+        conn = self.db.conn
+        now = iso(self.clock())
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for obj in objects:
+                old = conn.execute("SELECT id FROM ingested_objects WHERE key = ?", [obj.key]).fetchone()
+                if old is not None:
+                    for table in ("usage_days", "object_principals", "denials"):
+                        conn.execute(f"DELETE FROM {table} WHERE object_id = ?", [old[0]])
+                    conn.execute("DELETE FROM ingested_objects WHERE id = ?", [old[0]])
+                cur = conn.execute(
+                    "INSERT INTO ingested_objects (key, size, etag, ingested_at, events, usage_events, denied, "
+                    "skipped) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [obj.key, obj.size, obj.etag, now, obj.events, obj.usage_events, obj.denied,
+                     orjson.dumps(dict(sorted(obj.skipped.items()))).decode()],
+                )
+                oid = cur.lastrowid
+                conn.executemany(
+                    "INSERT INTO usage_days VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(oid, *k, *v) for k, v in obj.usage.items()],
+                )
+                conn.executemany(
+                    "INSERT INTO object_principals VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(oid, arn, p[0], p[1], int(p[2]), p[3], p[4], p[5], p[6]) for arn, p in obj.principals.items()],
+                )
+                conn.executemany("INSERT INTO denials VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(oid, *d) for d in obj.denials])
+                conn.execute("DELETE FROM ingest_errors WHERE key = ?", [obj.key])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def record_error(self, key: str, error: str) -> None:
+        """Remember that ``key`` could not be read (it stays un-ingested and is retried next time)."""
+        self.db.conn.execute(
+            "INSERT INTO ingest_errors (key, error, at) VALUES (?, ?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET error = excluded.error, at = excluded.at",
+            [key, error[:500], iso(self.clock())],
+        )
+
+    def ingest_errors(self) -> list[tuple[str, str, str]]:
+        """Objects that failed to read and have not been read successfully since: (key, error, at)."""
+        return [tuple(r) for r in self.db.conn.execute("SELECT key, error, at FROM ingest_errors ORDER BY key")]
+
+    def skipped_totals(self) -> dict[str, int]:
+        totals: Counter[str] = Counter()
+        for (raw,) in self.db.conn.execute("SELECT skipped FROM ingested_objects"):
+            totals.update(orjson.loads(raw))
+        return dict(sorted(totals.items()))
+
+    # -- queries -----------------------------------------------------------------------------------
+    def principals(self) -> list[PrincipalSummary]:
+        conn = self.db.conn
+        actions = dict(conn.execute(
+            "SELECT principal_arn, COUNT(DISTINCT action) FROM usage_days GROUP BY principal_arn"))
+        rows = conn.execute(
+            "SELECT arn, MAX(kind), MAX(account), MAX(service_linked), MIN(first_seen), MAX(last_seen), "
+            "SUM(events), SUM(denied) FROM object_principals GROUP BY arn ORDER BY arn"
+        )
+        return [
+            PrincipalSummary(arn=r[0], kind=r[1], account=r[2], service_linked=bool(r[3]), first_seen=r[4],
+                             last_seen=r[5], events=r[6], denied=r[7], distinct_actions=actions.get(r[0], 0))
+            for r in rows
+        ]
+
+    def principal(self, arn: str) -> PrincipalSummary | None:
+        return next((p for p in self.principals() if p.arn == arn), None)
+
+    def usage(self, principal_arn: str, since: str | None = None, until: str | None = None,
+              include_invoked_by: bool = True) -> list[UsageRow]:
+        sql = ("SELECT account, action, resource, invoked_by, SUM(count), MIN(first_seen), MAX(last_seen), "
+               "GROUP_CONCAT(DISTINCT day) FROM usage_days WHERE principal_arn = ?")
+        params: list[Any] = [principal_arn]
+        if since:
+            sql += " AND day >= ?"
+            params.append(_day(since))
+        if until:
+            sql += " AND day <= ?"
+            params.append(_day(until))
+        if not include_invoked_by:
+            sql += " AND invoked_by = ''"
+        sql += " GROUP BY account, action, resource, invoked_by ORDER BY action, resource, account, invoked_by"
+        return [
+            UsageRow(account=r[0], principal_arn=principal_arn, action=r[1], resource=r[2], invoked_by=r[3] or None,
+                     count=r[4], first_seen=r[5], last_seen=r[6], days=tuple(sorted(r[7].split(","))))
+            for r in self.db.conn.execute(sql, params)
+        ]
+
+    def denials(self, principal_arn: str, since: str | None = None) -> list[DenialRow]:
+        """Denied calls of ``principal_arn`` at or after ``since`` (a full timestamp here, not only a day)."""
+        sql = ("SELECT DISTINCT account, principal_arn, action, resource, error_code, event_time, event_id "
+               "FROM denials WHERE principal_arn = ?")
+        params: list[Any] = [principal_arn]
+        if since:
+            sql += " AND event_time >= ?"
+            params.append(since)
+        sql += " ORDER BY event_time, event_id, action, resource"
+        return [DenialRow(*r) for r in self.db.conn.execute(sql, params)]
+
+    def last_activity(self, principal_arn: str) -> str | None:
+        """Time of the principal's latest call of any kind (denied included); None when never seen."""
+        row = self.db.conn.execute(
+            "SELECT MAX(last_seen) FROM object_principals WHERE arn = ?", [principal_arn]).fetchone()
+        return row[0] if row else None
+
+    def usage_fingerprint(self, principal_arn: str, since: str | None = None) -> str:
+        """A digest of the principal's usage from ``since`` on: changes whenever that usage changes."""
+        h = hashlib.sha256()
+        for row in self.usage(principal_arn, since=since):
+            h.update(orjson.dumps([row.account, row.action, row.resource, row.invoked_by, row.count,
+                                   row.first_seen, row.last_seen, row.days]))
+            h.update(b"\n")
+        return h.hexdigest()[:32]
