@@ -24,6 +24,8 @@ def test_seed_account(moto_endpoint: str) -> None:
     assert iam.list_role_policies(RoleName="reporting-job")["PolicyNames"] == ["reporting-access"]
     assert "/aws-service-role/" in result.role_arns[SERVICE_LINKED]
     assert BREAK_GLASS in result.role_arns
+    created = iam.get_role(RoleName="ci-deployer")["Role"]["CreateDate"]
+    assert (datetime.now(UTC) - created).days >= 399  # history consistent with 40 days of logs
 
     s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=result.bucket, MaxKeys=1000)["Contents"]]

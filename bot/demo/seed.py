@@ -88,7 +88,8 @@ class SeedResult:
     last_event: str = ""
 
 
-def seed_account(endpoint_url: str, *, now: datetime, days: int = 40, seed: int = 7) -> SeedResult:
+def seed_account(endpoint_url: str, *, now: datetime, days: int = 40, seed: int = 7,
+                 role_age_days: int = 400) -> SeedResult:
     """Create the demo roles and upload ``days`` days of CloudTrail ending at ``now``. Idempotent only on a
     fresh (reset) moto server."""
     iam = boto3.client("iam", endpoint_url=endpoint_url, region_name=REGION)
@@ -108,6 +109,8 @@ def seed_account(endpoint_url: str, *, now: datetime, days: int = 40, seed: int 
     # moto names it AWSServiceRoleForecs (AWS: AWSServiceRoleForECS); the records use whatever IAM returned
     role_ids[SERVICE_LINKED], role_arns[SERVICE_LINKED] = slr["RoleId"], slr["Arn"]
 
+    backdate_roles(set(role_ids.values()), days=role_age_days)
+
     s3.create_bucket(Bucket=TRAIL_BUCKET)
     for bucket in (ARTIFACT_BUCKET, DATALAKE_BUCKET, REPORTS_BUCKET):
         s3.create_bucket(Bucket=bucket)
@@ -126,6 +129,21 @@ def seed_account(endpoint_url: str, *, now: datetime, days: int = 40, seed: int 
     times = sorted(r["eventTime"] for r in records)
     result.first_event, result.last_event = times[0], times[-1]
     return result
+
+
+def backdate_roles(role_ids: set[str], *, days: int) -> int:
+    """Make the demo roles ``days`` old, so their history is consistent with the logs (no "insufficient
+    history" warning on roles that have 40 days of activity). Emulator only: the moto server runs in this
+    process and IAM has no API to change a role's creation date. Returns how many roles were changed."""
+    from moto.iam.models import iam_backends
+
+    changed = 0
+    backend = iam_backends[ACCOUNT]["global"]
+    for role in backend.roles.values():
+        if role.id in role_ids:
+            role.create_date = role.create_date - timedelta(days=days)
+            changed += 1
+    return changed
 
 
 def delivery_files(records: list[dict[str, Any]], *, seed: int = 7) -> dict[str, list[dict[str, Any]]]:
