@@ -1,0 +1,72 @@
+"""Ingest throughput vs plain gzip+orjson parsing of the same files.
+
+    python bench/ingest.py [--events 100000] [--files 200] [--workers N]
+
+Generates the corpus (bench.corpus.write_corpus) in a temporary directory, then prints:
+raw parse time (gzip + orjson.loads of every file, one core), full ingest into a fresh SQLite index
+(one worker, and the default worker count), their ratio, and the second, no-op ingest time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.corpus import write_corpus  # noqa: E402
+from bot.ingest import default_workers, ingest  # noqa: E402
+from bot.store.db import open_db  # noqa: E402
+from bot.store.usage import UsageIndex  # noqa: E402
+
+
+def raw_parse(files: list[Path]) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    n = 0
+    for f in files:
+        n += len(orjson.loads(gzip.decompress(f.read_bytes()))["Records"])
+    return time.perf_counter() - t0, n
+
+
+def timed_ingest(root: Path, db_path: Path, workers: int | None) -> tuple[float, object, UsageIndex]:
+    index = UsageIndex(open_db(db_path))
+    t0 = time.perf_counter()
+    report = ingest(str(root), index, workers=workers)
+    return time.perf_counter() - t0, report, index
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--files", type=int, default=200)
+    ap.add_argument("--workers", type=int, default=None, help="pool size for the second measurement")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "logs"
+        files = sorted(write_corpus(root, n_events=args.events, n_files=args.files, seed=0))
+        size = sum(f.stat().st_size for f in files)
+        print(f"corpus: {args.events} events in {len(files)} files ({size / 1e6:.1f} MB gzip), cpus={os.cpu_count()}")
+        raw, n = min((raw_parse(files) for _ in range(3)), key=lambda x: x[0])
+        print(f"raw gzip+orjson parse: {raw:.3f} s ({n / raw:,.0f} events/s)")
+        for workers in (1, args.workers or default_workers(len(files))):
+            db = Path(tmp) / f"w{workers}.db"
+            secs, report, index = timed_ingest(root, db, workers)
+            print(f"full ingest, fresh db, workers={workers}: {secs:.3f} s ({report.events / secs:,.0f} events/s), "
+                  f"ratio to raw parse rate = {raw / secs:.2f}x; usage={report.usage_events} denied={report.denied} "
+                  f"skipped={dict(report.skipped)} principals={report.principals}")
+            again, report2, _ = timed_ingest(root, db, workers)
+            print(f"  second (no-op) ingest: {again:.3f} s, files read={report2.files_read}, "
+                  f"already ingested={report2.files_already_ingested}")
+            print(f"  db size {db.stat().st_size / 1e6:.1f} MB, usage rows "
+                  f"{index.db.conn.execute('SELECT COUNT(*) FROM usage_days').fetchone()[0]}")
+
+
+if __name__ == "__main__":
+    main()

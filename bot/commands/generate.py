@@ -1,0 +1,106 @@
+"""``tighten generate --cloudtrail PATH_OR_S3_URL --principal ARN [--since DATE] [--until DATE]
+[--allowlist FILE] [--db FILE]``: print the least-privilege policy JSON (a list when split) to stdout.
+
+Without ``--db`` the logs are ingested into a temporary in-memory index; with ``--db`` the index is updated
+incrementally (and ``--cloudtrail`` may be omitted to use it as is). Unknown principal or no usage in the
+window: a clear message on stderr, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.console import Console
+
+from bot.commands.ingest import add_source_arguments, ingest_with_progress
+from bot.policy.allowlist import AllowlistError, load_allowlist
+from bot.policy.generate import GenerateOptions, generate_policy
+from bot.store.db import open_db
+from bot.store.usage import UsageIndex
+
+EXIT_NO_POLICY = 2
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "generate", help="print a least-privilege policy for one principal",
+        description="Generate the IAM policy a principal needs from its CloudTrail usage (plus allowlist). "
+                    "Prints JSON: one document, or a list when the policy had to be split.",
+    )
+    add_source_arguments(parser, required=False)
+    parser.add_argument("--principal", required=True, metavar="ARN",
+                        help="role/user ARN (a role or user name works when it is unambiguous)")
+    parser.add_argument("--allowlist", metavar="FILE", help="allowlist YAML (see config/allowlist.yaml)")
+    parser.add_argument("--db", metavar="FILE", help="usage index to use/update (default: temporary)")
+    parser.add_argument("--generalize-threshold", type=int, default=GenerateOptions().generalize_threshold,
+                        metavar="N", help="more than N ARNs under one prefix become prefix/* (0: never)")
+    parser.add_argument("--exclude-invoked-by", action="store_true",
+                        help="ignore calls AWS services made on the principal's behalf")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _resolve(index: UsageIndex, wanted: str) -> tuple[str | None, str]:
+    arns = [p.arn for p in index.principals()]
+    if wanted in arns:
+        return wanted, ""
+    if not wanted.startswith("arn:"):
+        by_name = [a for a in arns if "/" in a and a.rsplit("/", 1)[1].lower() == wanted.lower()]
+        if len(by_name) == 1:
+            return by_name[0], ""
+        if by_name:
+            return None, f"{wanted!r} is ambiguous: " + ", ".join(by_name)
+    near = [a for a in arns if wanted.rsplit("/", 1)[-1].lower() in a.lower()][:5]
+    hint = f" (similar: {', '.join(near)})" if near else f" ({len(arns)} principals known; see `tighten principals`)"
+    return None, f"unknown principal {wanted!r}: no calls by it in the logs{hint}"
+
+
+def run(args: argparse.Namespace) -> int:
+    err = Console(stderr=True)
+    if not args.cloudtrail and not args.db:
+        print("tighten generate: give --cloudtrail (and/or --db with an ingested index)", file=sys.stderr)
+        return EXIT_NO_POLICY
+    try:
+        allowlist = load_allowlist(args.allowlist)
+    except AllowlistError as exc:
+        print(f"tighten generate: {exc}", file=sys.stderr)
+        return EXIT_NO_POLICY
+    index = UsageIndex(open_db(args.db or ":memory:"))
+    if args.cloudtrail:
+        try:
+            report = ingest_with_progress(args, index, err)
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"tighten generate: {exc}", file=sys.stderr)
+            return EXIT_NO_POLICY
+        if report.errors:
+            print(f"tighten generate: {len(report.errors)} log object(s) could not be read; refusing to "
+                  "generate from incomplete usage:", file=sys.stderr)
+            for key, why in sorted(report.errors.items()):
+                print(f"  {key}: {why}", file=sys.stderr)
+            return EXIT_NO_POLICY
+    arn, problem = _resolve(index, args.principal)
+    if arn is None:
+        print(f"tighten generate: {problem}", file=sys.stderr)
+        return EXIT_NO_POLICY
+    since = args.since.isoformat() if args.since else None
+    until = args.until.isoformat() if args.until else None
+    rows = index.usage(arn, since=since, until=until, include_invoked_by=not args.exclude_invoked_by)
+    entries = allowlist.for_principal(arn)
+    if not rows and not entries:
+        window = f" between {since or 'the start'} and {until or 'now'}" if since or until else ""
+        denied = len(index.denials(arn))
+        extra = f" ({denied} denied calls, which never grant)" if denied else ""
+        print(f"tighten generate: no usage by {arn}{window}{extra}; nothing to generate", file=sys.stderr)
+        return EXIT_NO_POLICY
+    policy = generate_policy(rows, entries, options=GenerateOptions(generalize_threshold=args.generalize_threshold))
+    if policy.empty:
+        print(f"tighten generate: no grantable action for {arn}", file=sys.stderr)
+        for note in policy.notes:
+            print(f"  note: {note}", file=sys.stderr)
+        return EXIT_NO_POLICY
+    print(policy.to_json())
+    print(f"{arn}: {len(policy.actions)} actions, {len(policy.documents)} document(s)", file=sys.stderr)
+    for note in policy.notes:
+        print(f"  note: {note}", file=sys.stderr)
+    return 0

@@ -1,0 +1,246 @@
+"""Ingest: CloudTrail log objects -> normalized call records -> the usage index.
+
+Only new or changed objects are read (``UsageIndex.needs_ingest``: key + size + ETag). Each object is read,
+parsed and normalized into an in-memory :class:`~bot.store.usage.ObjectUsage`; the single writer (this
+process) stores batches of objects with ``executemany`` inside one transaction. With ``workers > 1`` the
+read/parse/normalize step runs in a process pool (local files are opened by the workers; S3 objects are
+fetched here and their bytes handed over), the index is still written by this process only.
+
+``since``/``until`` select which objects are listed (S3 day prefixes, dated CloudTrail file names); they do
+not drop events inside an object, because an object is ingested once and must be complete. Query windows
+belong to :meth:`UsageIndex.usage`.
+
+Bad input never raises: every skipped record or part is counted by reason (``IngestReport.skipped``); an
+object that cannot be read at all is reported in ``IngestReport.errors``, remembered in the index
+(``UsageIndex.ingest_errors``) and retried on the next run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from bot.store.usage import ObjectUsage, UsageIndex
+from bot.trail.normalize import Normalizer, Skip
+from bot.trail.reader import iter_raw_records
+from bot.trail.records import CallRecord
+from bot.trail.sources import LogObject, iter_log_objects
+
+#: Flush to the index after this many objects or usage rows, whichever comes first.
+BATCH_OBJECTS = 64
+BATCH_ROWS = 50_000
+#: Below this many objects to read a process pool costs more than it saves.
+MIN_OBJECTS_FOR_POOL = 8
+
+Progress = Callable[[int, int], None]  # (objects done, objects to read)
+
+
+@dataclass
+class IngestReport:
+    files_seen: int = 0
+    files_read: int = 0
+    files_already_ingested: int = 0  # unchanged since a previous run: not read
+    files_replaced: int = 0  # read again because size/ETag changed (old contribution replaced)
+    events: int = 0  # raw records read
+    records: int = 0  # records normalized into calls (usage + denied + calls needing no action)
+    usage_events: int = 0
+    denied: int = 0
+    principals: int = 0  # distinct principals in the objects read by this run
+    skipped: Counter[str] = field(default_factory=Counter)
+    errors: dict[str, str] = field(default_factory=dict)  # object key -> why it could not be read
+    seconds: float = 0.0
+    workers: int = 1
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
+    def summary_lines(self) -> list[str]:
+        lines = [
+            f"files: {self.files_seen} seen, {self.files_read} read ({self.files_replaced} changed), "
+            f"{self.files_already_ingested} already ingested, {len(self.errors)} errors",
+            f"events: {self.events} read, {self.usage_events} usage, {self.denied} denied, "
+            f"{self.skipped_total} skipped",
+            f"principals: {self.principals}",
+        ]
+        if self.skipped:
+            lines.append("skipped by reason: " + ", ".join(f"{k}={v}" for k, v in sorted(self.skipped.items())))
+        for key, err in sorted(self.errors.items()):
+            lines.append(f"error: {key}: {err}")
+        return lines
+
+
+# -- per-object work (runs in a worker process or inline) ----------------------------------------
+
+_normalizer: Normalizer | None = None
+
+
+def _get_normalizer() -> Normalizer:
+    global _normalizer
+    if _normalizer is None:
+        _normalizer = Normalizer()
+    return _normalizer
+
+
+@dataclass
+class _Parsed:
+    usage: ObjectUsage
+    raw_events: int
+
+
+def parse_object(key: str, size: int, etag: str, data: bytes) -> _Parsed:
+    """Read one object's bytes into its aggregated contribution. Never raises on bad content."""
+    normalize = _get_normalizer().normalize
+    out = ObjectUsage(key=key, size=size, etag=etag)
+    add, skip = out.add, out.skip
+    raw_events = 0
+    for item in iter_raw_records(data, key):
+        if isinstance(item, Skip):
+            skip(item.reason)
+            continue
+        raw_events += 1
+        try:
+            rec = normalize(item)
+        except Exception:  # a normalizer bug must not stop the run: counted, never silent
+            skip("normalize_error")
+            continue
+        if isinstance(rec, CallRecord):
+            add(rec)
+        else:
+            skip(rec.reason)
+    return _Parsed(out, raw_events)
+
+
+def _work(task: tuple[str, int, str, bytes | None]) -> _Parsed | str:
+    key, size, etag, data = task
+    try:
+        if data is None:
+            with open(key, "rb") as fh:
+                data = fh.read()
+        return parse_object(key, size, etag, data)
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc.strerror or exc}"
+    except Exception as exc:  # defensive: one bad object never stops the run
+        return f"{type(exc).__name__}: {exc}"
+
+
+def _is_local(obj: LogObject) -> bool:
+    return not obj.key.startswith("s3://") and os.path.isabs(obj.key)
+
+
+def _tasks(objects: list[LogObject], errors: dict[str, str],
+           local_inline: bool) -> Iterator[tuple[str, int, str, bytes | None]]:
+    for obj in objects:
+        if local_inline and _is_local(obj):
+            yield (obj.key, obj.size, obj.etag, None)
+            continue
+        try:
+            data = obj.read()
+        except Exception as exc:  # S3 errors, vanished files: reported and retried next run
+            errors[obj.key] = f"{type(exc).__name__}: {exc}"
+            continue
+        yield (obj.key, obj.size, obj.etag, data)
+
+
+def _as_date(value: date | str | None) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(value[:10])
+
+
+def default_workers(n_objects: int) -> int:
+    if n_objects < MIN_OBJECTS_FOR_POOL:
+        return 1
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def ingest(spec: str, index: UsageIndex, *, since: date | str | None = None, until: date | str | None = None,
+           progress: Progress | None = None, s3_client: Any = None, workers: int | None = None,
+           accounts: list[str] | None = None, regions: list[str] | None = None) -> IngestReport:
+    """Read every new or changed log object under ``spec`` into ``index``."""
+    started = time.perf_counter()
+    report = IngestReport()
+    known = index.ingested()
+    todo: list[LogObject] = []
+    for obj in iter_log_objects(spec, since=_as_date(since), until=_as_date(until), accounts=accounts,
+                                regions=regions, s3_client=s3_client):
+        report.files_seen += 1
+        old = known.get(obj.key)
+        if old == (obj.size, obj.etag):
+            report.files_already_ingested += 1
+            continue
+        if old is not None:
+            report.files_replaced += 1
+        todo.append(obj)
+    n_workers = default_workers(len(todo)) if workers is None else max(1, workers)
+    report.workers = n_workers
+    principals: set[str] = set()
+    pending: list[ObjectUsage] = []
+    pending_rows = 0
+    done = 0
+    if progress:
+        progress(0, len(todo))
+
+    def flush() -> None:
+        nonlocal pending, pending_rows
+        if pending:
+            index.record_objects(pending)
+        pending, pending_rows = [], 0
+
+    def collect(key: str, result: _Parsed | str) -> None:
+        nonlocal done, pending_rows
+        done += 1
+        if isinstance(result, str):
+            report.errors[key] = result
+        else:
+            obj = result.usage
+            report.files_read += 1
+            report.events += result.raw_events
+            report.records += obj.events
+            report.usage_events += obj.usage_events
+            report.denied += obj.denied
+            report.skipped.update(obj.skipped)
+            principals.update(obj.principals)
+            pending.append(obj)
+            pending_rows += len(obj.usage) + len(obj.denials) + len(obj.principals)
+            if len(pending) >= BATCH_OBJECTS or pending_rows >= BATCH_ROWS:
+                flush()
+        if progress:
+            progress(done, len(todo))
+
+    read_errors: dict[str, str] = {}
+    if n_workers == 1:
+        for task in _tasks(todo, read_errors, local_inline=False):
+            collect(task[0], _work(task))
+    else:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+        in_flight: deque[tuple[str, Future[_Parsed | str]]] = deque()
+        with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
+            # a bounded window of submitted objects keeps memory flat (S3 bytes are held until parsed)
+            for task in _tasks(todo, read_errors, local_inline=True):
+                in_flight.append((task[0], pool.submit(_work, task)))
+                if len(in_flight) >= n_workers * 4:
+                    key, fut = in_flight.popleft()
+                    collect(key, fut.result())
+            while in_flight:
+                key, fut = in_flight.popleft()
+                collect(key, fut.result())
+    for key, err in read_errors.items():
+        done += 1
+        report.errors[key] = err
+        if progress:
+            progress(done, len(todo))
+    flush()
+    for key, err in report.errors.items():
+        index.record_error(key, err)
+    report.principals = len(principals)
+    report.seconds = time.perf_counter() - started
+    return report
