@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 
-#: Subcommand modules under bot.commands, in the order ``tighten --help`` lists them.
-COMMANDS: list[str] = []
+import bot.commands
+
+#: Main commands first in ``tighten --help``; any other module in bot/commands follows alphabetically.
+PREFERRED_ORDER = ["demo", "serve", "ingest", "principals", "generate", "diff", "scan", "changes", "rollback"]
+
+
+def command_modules() -> list[str]:
+    found = sorted(m.name for m in pkgutil.iter_modules(bot.commands.__path__) if not m.name.startswith("_"))
+    return [n for n in PREFERRED_ORDER if n in found] + [n for n in found if n not in PREFERRED_ORDER]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMANDS:
+    for name in command_modules():
         importlib.import_module(f"bot.commands.{name}").add_parser(sub)
     return parser
 
