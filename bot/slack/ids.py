@@ -1,0 +1,32 @@
+"""Identifiers shared by message builders and listeners (Dispatch style): one place, no string typos."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ActionId(StrEnum):
+    APPROVE = "tighten.proposal.approve"
+    REJECT = "tighten.proposal.reject"
+    VIEW_POLICY = "tighten.proposal.view_policy"
+    ROLLBACK = "tighten.change.rollback"
+    ALLOW_ACTION = "tighten.denial.allow_action"
+    HOME_REFRESH = "tighten.home.refresh"
+
+
+class CallbackId(StrEnum):
+    REJECT_MODAL = "tighten.reject_modal"
+    POLICY_MODAL = "tighten.policy_modal"
+
+
+class BlockId(StrEnum):
+    DECISION_ACTIONS = "tighten.decision"
+    REJECT_REASON = "tighten.reject_reason"
+    ROLLBACK_ACTIONS = "tighten.rollback"
+    DENIAL_ACTIONS = "tighten.denial"
+
+
+#: action_id of the plain-text input inside the reject modal's reason block.
+REASON_INPUT = "reason"
+#: The slash command.
+COMMAND = "/tighten"

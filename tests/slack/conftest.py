@@ -1,0 +1,163 @@
+"""End-to-end harness: the Bolt app served over HTTP on 127.0.0.1, real signed requests, FakeSlackApi."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from bot.config import Account, Approvers, Config
+from bot.slack.app import BoltHttpServer, build_app, make_client, start_http
+from bot.slack.context import AppContext
+from bot.slack.fake_api import FakeSlackApi
+from bot.slack.signing import signed_request
+from bot.store.proposals import Proposal
+from bot.store.roles import KnownRole
+
+SECRET = "test-signing-secret"
+ACCOUNT = "111122223333"
+CHANNEL = "C0REVIEW01"
+ALICE = "U0ALICE001"  # approver by user ID
+BOB = "U0BOB00001"  # approver through the user group
+MALLORY = "U0MALLORY1"  # not an approver
+GROUP = "S0APPROVE1"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/reporting"
+POLICY = {"Version": "2012-10-17",
+          "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
+                         "Resource": ["arn:aws:s3:::reports", "arn:aws:s3:::reports/*"]}]}
+
+
+def make_config(tmp_path: Path, *, allow_self_approval: bool = False) -> Config:
+    return Config(
+        accounts=(Account(id=ACCOUNT, name="prod", channel=CHANNEL,
+                          approvers=Approvers(users=(ALICE,), groups=(GROUP,))),),
+        allow_self_approval=allow_self_approval,
+        allowlist_path=str(tmp_path / "allowlist.yaml"),
+    )
+
+
+@dataclass
+class Harness:
+    fake: FakeSlackApi
+    ctx: AppContext
+    server: BoltHttpServer
+
+    # -- sending signed requests ---------------------------------------------------------------------
+    def post(self, body: str, headers: dict[str, str]) -> tuple[int, str]:
+        req = urllib.request.Request(self.server.url, data=body.encode(), headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def signed(self, body: str, *, timestamp: int | None = None, content_type: str | None = None) -> tuple[int, str]:
+        kwargs: dict[str, Any] = {"timestamp": timestamp}
+        if content_type:
+            kwargs["content_type"] = content_type
+        return self.post(body, signed_request(body, SECRET, **kwargs))
+
+    def command(self, text: str, user: str = ALICE) -> dict[str, Any]:
+        """Run ``/tighten <text>`` and return the ephemeral answer posted to the response_url."""
+        url = self.fake.response_url()
+        body = urlencode({"token": "x", "team_id": self.fake.team_id, "channel_id": CHANNEL, "user_id": user,
+                          "command": "/tighten", "text": text, "response_url": url, "trigger_id": "t.1"})
+        status, _ = self.signed(body)
+        assert status == 200
+        return self.wait_response(url)
+
+    def wait_response(self, url: str, timeout: float = 5.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for call in self.fake.calls_to("response_url"):
+                if url.endswith(call.path):
+                    return call.params
+            time.sleep(0.01)
+        raise TimeoutError(f"no response posted to {url}")
+
+    def action_body(self, action_id: str, value: str, user: str = ALICE, *, channel: str | None = CHANNEL,
+                    ts: str | None = None, block_id: str = "b") -> str:
+        payload: dict[str, Any] = {
+            "type": "block_actions", "user": {"id": user}, "team": {"id": self.fake.team_id},
+            "api_app_id": "A0TIGHTEN", "trigger_id": f"trigger-{time.monotonic_ns()}",
+            "actions": [{"type": "button", "action_id": action_id, "block_id": block_id, "value": value,
+                         "action_ts": "1"}],
+        }
+        if channel:
+            payload["channel"] = {"id": channel}
+            payload["container"] = {"type": "message", "channel_id": channel, "message_ts": ts}
+            payload["message"] = {"ts": ts, "type": "message"}
+            payload["response_url"] = self.fake.response_url()
+        else:
+            payload["container"] = {"type": "view", "view_id": "V1"}
+        return urlencode({"payload": json.dumps(payload)})
+
+    def click(self, action_id: str, value: str, user: str = ALICE, **kw: Any) -> int:
+        status, _ = self.signed(self.action_body(action_id, value, user, **kw))
+        return status
+
+    def submit_view(self, callback_id: str, private_metadata: str, values: dict[str, Any],
+                    user: str = ALICE) -> tuple[int, str]:
+        payload = {"type": "view_submission", "user": {"id": user}, "team": {"id": self.fake.team_id},
+                   "api_app_id": "A0TIGHTEN", "trigger_id": "t.2",
+                   "view": {"id": "V0MODAL1", "type": "modal", "callback_id": callback_id,
+                            "private_metadata": private_metadata, "state": {"values": values}}}
+        return self.signed(urlencode({"payload": json.dumps(payload)}))
+
+    def event(self, event: dict[str, Any]) -> int:
+        body = json.dumps({"type": "event_callback", "team_id": self.fake.team_id, "api_app_id": "A0TIGHTEN",
+                           "event": event, "event_id": f"Ev{time.monotonic_ns()}", "event_time": int(time.time())})
+        status, _ = self.signed(body, content_type="application/json")
+        return status
+
+    # -- seeding ---------------------------------------------------------------------------------------
+    def add_role(self, name: str = "reporting", account: str = ACCOUNT, **kw: Any) -> KnownRole:
+        role = KnownRole(account=account, arn=f"arn:aws:iam::{account}:role/{name}", name=name, **kw)
+        self.ctx.roles.upsert(role)
+        return role
+
+    def add_proposal(self, role: str = "reporting", requested_by: str | None = None, **kw: Any) -> Proposal:
+        fields: dict[str, Any] = dict(
+            account=ACCOUNT, principal_arn=f"arn:aws:iam::{ACCOUNT}:role/{role}", role_name=role,
+            documents=[POLICY], summary="removes 11,873 actions across 402 services; keeps 2 actions in 1 service",
+            diff_text="- iam:*\n- s3:*\n+ s3:GetObject\n+ s3:ListBucket", unified_diff="--- current\n+++ proposed",
+            risk_score=9.5, risk_reasons=["AdministratorAccess attached", "99% of granted actions unused"],
+            warnings=[{"code": "data-events", "message": "S3 data events are not logged by the trail"}],
+            stats={"actions_removed": 11873, "actions_kept": 2}, requested_by=requested_by)
+        fields.update(kw)
+        return self.ctx.proposals.create(**fields)
+
+
+@pytest.fixture()
+def fake() -> Iterator[FakeSlackApi]:
+    with FakeSlackApi(usergroups={GROUP: [BOB]}) as api:
+        yield api
+
+
+def _harness(tmp_path: Path, fake: FakeSlackApi, config: Config) -> Iterator[Harness]:
+    ctx = AppContext(db_path=str(tmp_path / "tighten.db"), config=config)
+    client = make_client("xoxb-test", base_url=fake.base_url, wait_scale=0.0, backoff=0.001)
+    app = build_app(ctx, signing_secret=SECRET, client=client)
+    server = start_http(app)
+    try:
+        yield Harness(fake=fake, ctx=ctx, server=server)
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def harness(tmp_path: Path, fake: FakeSlackApi) -> Iterator[Harness]:
+    yield from _harness(tmp_path, fake, make_config(tmp_path))
+
+
+@pytest.fixture()
+def self_approving_harness(tmp_path: Path, fake: FakeSlackApi) -> Iterator[Harness]:
+    yield from _harness(tmp_path, fake, make_config(tmp_path, allow_self_approval=True))
