@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from typing import Any
+
+from bot.policy.diff import diff_permissions, render_grouped, summary, unified_text_diff
+from bot.policy.expand import EffectivePermissions, effective_permissions
+from bot.policy.model import Policy, parse_policy
+
+PROPOSED = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": "arn:aws:s3:::reports/*"},
+        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::reports"},
+        {"Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": "*"},
+    ],
+}
+
+
+def perms(*docs: dict[str, Any]) -> EffectivePermissions:
+    return effective_permissions([parse_policy(d) for d in docs])
+
+
+def test_admin_to_least_privilege(managed: dict[str, Policy]) -> None:
+    current = effective_permissions([managed["AdministratorAccess"]])
+    diff = diff_permissions(current, perms(PROPOSED))
+    assert {g.action for g in diff.kept} == {
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:ListBucket",
+        "logs:PutLogEvents",
+    }
+    assert len(diff.removed) == len(current) - 4 and not diff.added
+    assert {c.action for c in diff.narrowed} == {"s3:GetObject", "s3:PutObject", "s3:ListBucket"}
+    assert all(c.from_any for c in diff.narrowed) and not diff.broadened
+    assert diff.iam_admin_before and not diff.iam_admin_after
+    assert diff.escalations_closed and not diff.escalations_kept and not diff.escalations_opened
+    assert diff.kept_by_service == {
+        "logs": {"Write": ["logs:PutLogEvents"]},
+        "s3": {"List": ["s3:ListBucket"], "Read": ["s3:GetObject"], "Write": ["s3:PutObject"]},
+    }
+    services = len(current.services())
+    text = summary(diff)
+    assert text.startswith(f"removes {len(current) - 4:,} actions across {services:,} services; ")
+    assert "keeps 4 actions in 2 services" in text
+    assert f"closes {len(diff.escalations_closed)} escalation paths" in text
+    assert "narrows 3 actions from * to 2 ARNs" in text
+    assert "removes IAM administration" in text
+
+
+def test_added_broadened_and_opened_are_called_out() -> None:
+    current = perms(
+        {"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::a/*"}]}
+    )
+    proposed = perms(
+        {
+            "Statement": [
+                {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"},
+                {"Effect": "Allow", "Action": "iam:PutRolePolicy", "Resource": "*"},
+            ]
+        }
+    )
+    diff = diff_permissions(current, proposed)
+    assert [g.action for g in diff.added] == ["iam:PutRolePolicy"]
+    assert [c.action for c in diff.broadened] == ["s3:GetObject"]
+    assert [p.id for p in diff.escalations_opened] == ["iam-put-role-policy"]
+    text = summary(diff)
+    assert (
+        "removes 0 actions across 0 services; keeps 1 action in 1 service; adds 1 action in 1 service" in text
+    )
+    assert "OPENS 1 escalation path" in text and "BROADENS resources of 1 action" in text
+    assert "GRANTS IAM administration" in text
+
+
+def test_power_user_to_read_only(managed: dict[str, Policy]) -> None:
+    diff = diff_permissions(
+        effective_permissions([managed["PowerUserAccess"]]),
+        effective_permissions([managed["ReadOnlyAccess"]]),
+    )
+    assert not diff.iam_admin_before
+    assert "lambda-update-function-code" in {p.id for p in diff.escalations_closed}
+    # ReadOnlyAccess grants some iam:Get*/List* that PowerUserAccess does not
+    assert {g.service for g in diff.added} <= {"iam", "organizations", "account"}
+
+
+def test_render_grouped_lists_small_groups_and_counts_big_ones(managed: dict[str, Policy]) -> None:
+    diff = diff_permissions(effective_permissions([managed["AdministratorAccess"]]), perms(PROPOSED))
+    text = render_grouped(diff, list_up_to=5, max_services=10)
+    lines = text.splitlines()
+    assert lines[0] == summary(diff)
+    assert "KEPT (4 actions, 2 services)" in text
+    assert any(
+        line.strip().startswith("s3:GetObject") and "on arn:aws:s3:::reports/*" in line for line in lines
+    )
+    assert any(line.startswith("  ec2 (") for line in lines)
+    assert not any(line.strip().startswith("ec2:RunInstances") for line in lines)  # big group: counts only
+    assert "more services" in text and "ESCALATION PATHS" in text and "closed     iam-put-role-policy" in text
+
+
+def test_unified_text_diff_ignores_key_order() -> None:
+    a = {"Statement": [{"Resource": "*", "Effect": "Allow", "Action": "s3:*"}], "Version": "2012-10-17"}
+    b = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+    assert unified_text_diff([a], [b]) == ""
+    text = unified_text_diff([("inline/app", a)], [("proposed", PROPOSED)])
+    assert text.startswith("--- current\n+++ proposed\n")
+    assert (
+        '-    "Action": "s3:*",' in text.replace('      "Action"', '    "Action"')
+        or '-      "Action": "s3:*",' in text
+    )
+    assert "+# proposed" in text and "-# inline/app" in text
