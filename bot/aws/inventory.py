@@ -196,7 +196,8 @@ def list_role_snapshots(iam: Any, *, scope: Scope | None = None, clock: Clock = 
             if default is None:
                 continue
             docs.remember(AttachedPolicy(
-                arn=policy["Arn"], name=policy["PolicyName"], default_version_id=default["VersionId"],
+                arn=policy["Arn"], name=policy.get("PolicyName") or policy["Arn"].rsplit("/", 1)[-1],
+                default_version_id=default["VersionId"],
                 document=as_document(default["Document"]), aws_managed=False, path=policy.get("Path", "/"),
             ))
     snapshots = [
