@@ -1,0 +1,169 @@
+"""Coverage warnings attached to a proposal: where the logs may not show everything the principal needs.
+
+* ``window_short``: the lookback window is shorter than 30 days.
+* ``window_shorter_than_history``: the principal existed (created, or already active) before the window
+  started, so older, rarer activity is not in view.
+* ``seen_once``: actions used a single time in the window (one-off or rare; easy to miss next time).
+* ``periodic``: actions that recur with a long period (>= 20 days between uses, e.g. monthly jobs) so the
+  window holds fewer than 3 occurrences; ``near_window_start``: actions seen only in the first week of the
+  window, which a slightly shorter window would have missed.
+* ``data_events_absent``: services whose data events (S3 object calls, Lambda Invoke, DynamoDB item calls)
+  are not in the logs at all; CloudTrail logs them only when the trail enables them (CloudTrail User Guide,
+  "Logging data events"), so those actions cannot be inferred from the logs.
+
+Usage rows may be mappings or objects with ``action``, ``count``, ``days`` (ISO dates), ``first_seen`` and
+``last_seen``.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+MIN_WINDOW_DAYS = 30
+PERIODIC_MIN_GAP_DAYS = 20
+PERIODIC_MIN_OCCURRENCES = 3
+EDGE_DAYS = 7
+#: Services whose most common actions are data events (CloudTrail User Guide, "Logging data events").
+DATA_EVENT_SERVICES = frozenset({"s3", "lambda", "dynamodb"})
+_EXAMPLES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class CoverageWarning:
+    code: str
+    message: str
+    actions: tuple[str, ...] = ()  # the actions concerned, when the warning is about actions
+
+
+def _as_date(value: str | date | datetime | None) -> date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def _field(row: Any, name: str) -> Any:
+    return row.get(name) if isinstance(row, Mapping) else getattr(row, name, None)
+
+
+def _list(actions: list[str]) -> str:
+    shown = ", ".join(actions[:_EXAMPLES])
+    return shown + (f" and {len(actions) - _EXAMPLES} more" if len(actions) > _EXAMPLES else "")
+
+
+def coverage_warnings(
+    *,
+    window_start: str | date | datetime,
+    window_end: str | date | datetime,
+    principal_first_seen: str | date | datetime | None,
+    principal_created: str | date | datetime | None,
+    usage: Iterable[Any],
+    data_event_services_present: set[str],
+    data_event_services_needed: Iterable[str] = DATA_EVENT_SERVICES,
+) -> list[CoverageWarning]:
+    """Warnings for a proposal built from ``usage`` over [window_start, window_end]."""
+    start, end = _as_date(window_start), _as_date(window_end)
+    if start is None or end is None or end < start:
+        raise ValueError(f"bad window: {window_start!r} .. {window_end!r}")
+    window_days = (end - start).days + 1
+    out: list[CoverageWarning] = []
+
+    if window_days < MIN_WINDOW_DAYS:
+        out.append(
+            CoverageWarning(
+                "window_short",
+                f"the lookback window is {window_days} days (< {MIN_WINDOW_DAYS}): monthly activity may be missing",
+            )
+        )
+    created, first_seen = _as_date(principal_created), _as_date(principal_first_seen)
+    if created is not None and created < start:
+        out.append(
+            CoverageWarning(
+                "window_shorter_than_history",
+                f"the principal exists since {created.isoformat()} ({(end - created).days + 1} days) but only "
+                f"the last {window_days} days of logs were read",
+            )
+        )
+    elif created is None and first_seen is not None and first_seen <= start:
+        out.append(
+            CoverageWarning(
+                "window_shorter_than_history",
+                f"the principal was already active on {first_seen.isoformat()}, at or before the window start: "
+                "its history is longer than the window",
+            )
+        )
+
+    once: list[str] = []
+    periodic: list[str] = []
+    periodic_notes: list[str] = []
+    edge: list[str] = []
+    for row in usage:
+        action = str(_field(row, "action"))
+        count = int(_field(row, "count") or 0)
+        days = sorted({d for d in (_as_date(x) for x in (_field(row, "days") or [])) if d is not None})
+        first = _as_date(_field(row, "first_seen")) or (days[0] if days else None)
+        last = _as_date(_field(row, "last_seen")) or (days[-1] if days else None)
+        if count == 1:
+            once.append(action)
+        if len(days) >= 2:
+            gaps = [(b - a).days for a, b in zip(days, days[1:], strict=False)]
+            period = statistics.median(gaps)
+            if period >= PERIODIC_MIN_GAP_DAYS and window_days / period < PERIODIC_MIN_OCCURRENCES:
+                periodic.append(action)
+                periodic_notes.append(f"{action} (~every {int(period)} days)")
+                continue
+        if (
+            first is not None
+            and last is not None
+            and (last - start).days < EDGE_DAYS
+            and window_days > EDGE_DAYS
+        ):
+            edge.append(action)
+
+    if once:
+        once.sort()
+        out.append(
+            CoverageWarning(
+                "seen_once", f"{len(once)} actions were used only once: {_list(once)}", tuple(once)
+            )
+        )
+    if periodic:
+        order = sorted(range(len(periodic)), key=lambda i: periodic[i])
+        acts = [periodic[i] for i in order]
+        notes = [periodic_notes[i] for i in order]
+        out.append(
+            CoverageWarning(
+                "periodic",
+                f"{len(acts)} actions recur with a long period, the window holds fewer than "
+                f"{PERIODIC_MIN_OCCURRENCES} occurrences: {_list(notes)}",
+                tuple(acts),
+            )
+        )
+    if edge:
+        edge.sort()
+        out.append(
+            CoverageWarning(
+                "near_window_start",
+                f"{len(edge)} actions were seen only in the first {EDGE_DAYS} days of the window "
+                f"(a shorter window would miss them; they may be periodic): {_list(edge)}",
+                tuple(edge),
+            )
+        )
+
+    present = {s.lower() for s in data_event_services_present}
+    for service in sorted({s.lower() for s in data_event_services_needed} - present):
+        out.append(
+            CoverageWarning(
+                "data_events_absent",
+                f"no {service} data events in the logs (the trail may not record them): {service} data-plane "
+                "actions the principal needs cannot be seen and may be missing from the proposal",
+            )
+        )
+    return out

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from bot.policy.coverage import CoverageWarning, coverage_warnings
+
+
+@dataclass
+class Row:
+    action: str
+    count: int
+    days: list[str] = field(default_factory=list)
+    first_seen: str | None = None
+    last_seen: str | None = None
+
+
+def codes(warnings: list[CoverageWarning]) -> list[str]:
+    return [w.code for w in warnings]
+
+
+def run(**kw: object) -> list[CoverageWarning]:
+    args: dict[str, object] = {
+        "window_start": "2026-01-01",
+        "window_end": "2026-03-31",
+        "principal_first_seen": "2026-01-10",
+        "principal_created": "2026-01-05",
+        "usage": [],
+        "data_event_services_present": {"s3", "lambda", "dynamodb"},
+    }
+    args.update(kw)
+    return coverage_warnings(**args)  # type: ignore[arg-type]
+
+
+def test_clean_case_has_no_warnings() -> None:
+    daily = [f"2026-02-{d:02d}" for d in range(1, 28)]
+    assert run(usage=[Row("s3:GetObject", 500, daily)]) == []
+
+
+def test_short_window_and_history() -> None:
+    w = run(window_start="2026-03-20", principal_created="2025-06-01")
+    assert codes(w) == ["window_short", "window_shorter_than_history"]
+    assert "12 days" in w[0].message and "2025-06-01" in w[1].message
+    w = run(principal_created=None, principal_first_seen="2026-01-01")
+    assert codes(w) == ["window_shorter_than_history"]
+
+
+def test_seen_once_periodic_and_edge() -> None:
+    rows = [
+        Row("kms:Decrypt", 1, ["2026-02-14"]),
+        Row("ce:GetCostAndUsage", 2, ["2026-01-20", "2026-02-20"]),
+        {"action": "ec2:CreateSnapshot", "count": 4, "days": ["2026-01-02", "2026-01-04"]},
+        Row("s3:PutObject", 90, [f"2026-03-{d:02d}" for d in range(1, 31)]),
+    ]
+    w = run(usage=rows)
+    assert codes(w) == ["seen_once", "periodic", "near_window_start"]
+    assert w[0].actions == ("kms:Decrypt",)
+    assert w[1].actions == ("ce:GetCostAndUsage",) and "~every" in w[1].message
+    assert w[2].actions == ("ec2:CreateSnapshot",)
+
+
+def test_data_events_absent() -> None:
+    w = run(data_event_services_present={"S3"}, data_event_services_needed={"s3", "lambda"})
+    assert codes(w) == ["data_events_absent"] and "lambda" in w[0].message
+
+
+def test_bad_window_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="bad window"):
+        run(window_start="2026-04-01")
