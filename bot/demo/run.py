@@ -364,12 +364,16 @@ class Demo:
 
     def _drain(self, kinds: list[str]) -> int:
         """Run the real worker on queued items of ``kinds`` until none is left; returns how many ran."""
-        from bot.jobs.worker import drain
+        from bot.jobs.worker import Worker
 
-        return drain(self.s.job_ctx, kinds=kinds)
+        return Worker(self.s.job_ctx, name="demo-worker", kinds=tuple(kinds)).run_until_idle()
 
     def _scan_results(self) -> str:
-        return ", ".join(f"{r.principal_arn.rsplit('/', 1)[-1]}: {r.result}" for r in self.s.job_ctx.scans.all())
+        results = [f"{r.principal_arn.rsplit('/', 1)[-1]}: {r.result}" for r in self.s.job_ctx.scans.all()]
+        for item in self.s.job_ctx.queue.items(kind="scan"):
+            if item.error:
+                results.append(f"{item.payload.get('principal_arn', '?').rsplit('/', 1)[-1]}: {item.error}")
+        return "; ".join(results) or "none recorded"
 
     def _proposal(self, role: str) -> Any:
         return self.s.job_ctx.proposals.get(self.s.proposals[role].id)

@@ -1,0 +1,332 @@
+"""``tighten serve --config FILE``: the Slack app and the scheduler in one process.
+
+Start-up order, each checked before the next: config (every problem reported, exit 2, nothing started), Slack
+tokens from the environment (never logged), the store (items a dead process left running are re-queued and
+interrupted IAM changes finished), then the worker thread, the scheduler and finally the Slack connection
+(Socket Mode by default, or HTTP on ``--host``/``--port``).
+
+SIGTERM or SIGINT -> clean shutdown, in reverse: stop taking Slack requests, stop the scheduler (no new
+triggers; running triggers finish), let the worker finish the item in hand, release anything still claimed
+by this process back to ``pending``, close the store. Work items are always left consistent.
+
+``--healthcheck`` (the Docker HEALTHCHECK) exits 0 when a serve process wrote its heartbeat recently and the
+store answers, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bot.config import Config, ConfigError, load_config
+from bot.util.clock import iso, parse_iso, utcnow
+
+log = logging.getLogger("tighten.serve")
+
+EXIT_CONFIG = 2
+HEARTBEAT_SECONDS = 30.0
+HEARTBEAT_MAX_AGE = 180
+WORKER_NAME_PREFIX = "serve"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "serve", help="run the Slack app and the scheduler (tokens from SLACK_* environment variables)",
+        description="Run the Slack app (Socket Mode by default) and the scheduler in one process. Tokens come "
+                    "from the environment: SLACK_BOT_TOKEN, and SLACK_APP_TOKEN (socket mode) or "
+                    "SLACK_SIGNING_SECRET (http mode). SIGTERM shuts down cleanly.",
+    )
+    parser.add_argument("--config", default=os.environ.get("TIGHTEN_CONFIG"), metavar="FILE",
+                        help="the YAML config file (default: $TIGHTEN_CONFIG)")
+    parser.add_argument("--mode", choices=("socket", "http"), default=None,
+                        help="override slack.mode from the config")
+    parser.add_argument("--host", default="0.0.0.0", help="http mode: address to listen on (default 0.0.0.0)")
+    parser.add_argument("--port", type=int, default=3000, help="http mode: port (default 3000)")
+    parser.add_argument("--slack-api-url", default=None, metavar="URL",
+                        help="Slack Web API base URL (default Slack's; e.g. a proxy, or a local fake in tests)")
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    parser.add_argument("--healthcheck", action="store_true",
+                        help="exit 0 if a serve process is alive (recent heartbeat) and the store answers")
+    parser.add_argument("--max-age", type=int, default=HEARTBEAT_MAX_AGE, metavar="SECONDS",
+                        help=f"healthcheck: oldest acceptable heartbeat (default {HEARTBEAT_MAX_AGE})")
+    parser.set_defaults(func=run)
+    return parser
+
+
+# -- tokens ----------------------------------------------------------------------------------------------------
+class MissingSecret(ValueError):
+    pass
+
+
+def slack_secrets(mode: str, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The Slack secrets ``mode`` needs, from the environment only. Raises naming the missing variables
+    (never their values)."""
+    env = dict(os.environ) if env is None else env
+    needed = ["SLACK_BOT_TOKEN"] + (["SLACK_APP_TOKEN"] if mode == "socket" else ["SLACK_SIGNING_SECRET"])
+    missing = [name for name in needed if not env.get(name)]
+    if missing:
+        raise MissingSecret(f"{mode} mode needs {', '.join(missing)} in the environment")
+    if mode == "socket" and not env["SLACK_APP_TOKEN"].startswith("xapp-"):
+        raise MissingSecret("SLACK_APP_TOKEN must be an app-level token (xapp-...) with connections:write")
+    out = {name: env[name] for name in needed}
+    out.setdefault("SLACK_SIGNING_SECRET", env.get("SLACK_SIGNING_SECRET", ""))
+    return out
+
+
+# -- heartbeat / healthcheck -----------------------------------------------------------------------------------
+def heartbeat_path(cfg: Config) -> Path:
+    return Path(f"{cfg.db_path}.heartbeat")
+
+
+def write_heartbeat(path: Path, state: dict[str, Any]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps({**state, "at": iso(utcnow())}))
+    os.replace(tmp, path)
+
+
+def healthcheck(cfg: Config, max_age: int = HEARTBEAT_MAX_AGE) -> tuple[bool, str]:
+    """(healthy, why). Healthy: heartbeat younger than ``max_age`` seconds, worker and scheduler alive, and
+    the store answers a query."""
+    path = heartbeat_path(cfg)
+    try:
+        beat = json.loads(path.read_text())
+        age = (utcnow() - parse_iso(beat["at"])).total_seconds()
+    except (OSError, ValueError, KeyError) as exc:
+        return False, f"no heartbeat at {path} ({type(exc).__name__})"
+    if age > max_age:
+        return False, f"heartbeat is {age:.0f} s old (max {max_age})"
+    dead = [part for part in ("worker", "scheduler") if not beat.get(part)]
+    if dead:
+        return False, f"not running: {', '.join(dead)}"
+    try:
+        from bot.store.db import open_db
+
+        db = open_db(cfg.db_path)
+        db.conn.execute("SELECT COUNT(*) FROM work_items WHERE state = 'running'").fetchone()
+        db.conn.close()
+    except Exception as exc:  # noqa: BLE001 - any store failure means unhealthy
+        return False, f"store {cfg.db_path}: {type(exc).__name__}: {exc}"
+    return True, f"ok (heartbeat {age:.0f} s ago, pid {beat.get('pid')})"
+
+
+# -- the service ---------------------------------------------------------------------------------------------
+class Service:
+    """Everything ``serve`` runs; :meth:`start` then :meth:`stop` (idempotent)."""
+
+    def __init__(self, cfg: Config, mode: str, secrets: dict[str, str], *, host: str = "0.0.0.0", port: int = 3000,
+                 iam_for: Any = None, s3_client: Any = None, slack_client: Any = None,
+                 scheduler_factory: Any = None) -> None:
+        self.cfg = cfg
+        self.mode = mode
+        self._secrets = secrets  # never logged, never put in repr
+        self.host, self.port = host, port
+        self.iam_for = iam_for
+        self.s3_client = s3_client
+        self.slack_client = slack_client
+        self.scheduler_factory = scheduler_factory
+        self.worker_name = f"{WORKER_NAME_PREFIX}-{socket.gethostname()}-{os.getpid()}"
+        self.stop_event = threading.Event()
+        self._worker_thread: threading.Thread | None = None
+        self._heartbeat_thread: threading.Thread | None = None
+        self.scheduler: Any = None
+        self.slack_handler: Any = None  # SocketModeHandler
+        self.http_server: Any = None  # BoltHttpServer
+        self.job_ctx: Any = None
+        self.app_ctx: Any = None
+        self.recovered: dict[str, Any] = {}
+        self._stopped = False
+
+    def __repr__(self) -> str:
+        return f"Service(mode={self.mode!r}, db={self.cfg.db_path!r})"
+
+    def start(self) -> None:
+        from bot.jobs.context import JobContext
+        from bot.jobs.worker import Worker
+        from bot.slack.app import build_app, make_client
+        from bot.slack.context import AppContext
+        from bot.slack.notify import Notifier
+
+        client = self.slack_client or make_client(self._secrets["SLACK_BOT_TOKEN"])
+        self.app_ctx = AppContext(db_path=self.cfg.db_path, config=self.cfg)
+        self.job_ctx = JobContext(db_path=self.cfg.db_path, config=self.cfg, iam_for=self.iam_for,
+                                  notifier=Notifier(client, self.app_ctx), worker_name=self.worker_name)
+        if self.s3_client is not None and hasattr(self.job_ctx, "s3_client"):
+            self.job_ctx.s3_client = self.s3_client
+        worker = Worker(self.job_ctx, name=self.worker_name)
+        self.recovered = worker.recover()
+        log.info("store %s ready; recovered %s", self.cfg.db_path, self.recovered)
+
+        self._worker_thread = threading.Thread(target=worker.loop, args=(self.stop_event,), name="tighten-worker",
+                                               daemon=True)
+        self._worker_thread.start()
+        self.scheduler = self._build_scheduler()
+        self.scheduler.start()
+        log.info("scheduler started")
+
+        app = build_app(self.app_ctx, signing_secret=self._secrets.get("SLACK_SIGNING_SECRET", ""), client=client)
+        if self.mode == "socket":
+            from bot.slack.app import socket_mode_handler
+
+            self.slack_handler = socket_mode_handler(app, self._secrets["SLACK_APP_TOKEN"])
+            self.slack_handler.connect()
+            log.info("connected to Slack over Socket Mode")
+        else:
+            from bot.slack.app import BoltHttpServer
+
+            self.http_server = BoltHttpServer(app, self.host, self.port).start()
+            log.info("listening for Slack on %s", self.http_server.url)
+        self._heartbeat_thread = threading.Thread(target=self._heartbeat, name="tighten-heartbeat", daemon=True)
+        self._heartbeat_thread.start()
+
+    def _build_scheduler(self) -> Any:
+        if self.scheduler_factory is not None:
+            return self.scheduler_factory(self.job_ctx)
+        from bot.jobs.scheduler import build_scheduler
+
+        return build_scheduler(self.job_ctx)
+
+    def _heartbeat(self) -> None:
+        path = heartbeat_path(self.cfg)
+        while not self.stop_event.is_set():
+            try:
+                write_heartbeat(path, self.status())
+            except OSError as exc:
+                log.warning("could not write heartbeat %s: %s", path, exc)
+            self.stop_event.wait(HEARTBEAT_SECONDS)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "mode": self.mode,
+            "worker": bool(self._worker_thread and self._worker_thread.is_alive()),
+            "scheduler": bool(self.scheduler is not None and getattr(self.scheduler, "running", True)),
+        }
+
+    def wait(self) -> None:
+        while not self.stop_event.wait(1.0):
+            pass
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Clean shutdown; safe to call twice and after a failed start."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.stop_event.set()
+        if self.slack_handler is not None:
+            _quietly(self.slack_handler.close, "Slack connection")
+        if self.http_server is not None:
+            _quietly(self.http_server.stop, "HTTP server")
+        if self.scheduler is not None:
+            _quietly(lambda: self.scheduler.shutdown(wait=True), "scheduler")
+        if self._worker_thread is not None:
+            self._worker_thread.join(timeout)
+            if self._worker_thread.is_alive():
+                log.warning("worker still busy after %.0f s; its item is released for the next start", timeout)
+        if self.job_ctx is not None:
+            released = self._release()
+            if released:
+                log.info("released %d work item(s) back to pending", released)
+            _quietly(self.job_ctx.close, "store")
+        if self._heartbeat_thread is not None:
+            self._heartbeat_thread.join(5)
+        with contextlib.suppress(OSError):
+            heartbeat_path(self.cfg).unlink(missing_ok=True)
+        log.info("stopped cleanly")
+
+    def _release(self) -> int:
+        """Items this process still holds as ``running`` go back to ``pending`` (handlers are idempotent)."""
+        from bot.store.db import open_db
+        from bot.store.queue import WorkQueue
+
+        db = open_db(self.cfg.db_path)
+        try:
+            return WorkQueue(db).recover(worker=self.worker_name)
+        finally:
+            db.conn.close()
+
+
+def _quietly(call: Any, what: str) -> None:
+    try:
+        call()
+    except Exception as exc:  # noqa: BLE001 - shutdown continues whatever one part does
+        log.warning("stopping %s: %s: %s", what, type(exc).__name__, exc)
+
+
+def aws_access(cfg: Config) -> Any:
+    """``account -> IAM client`` for the jobs: boto3's default credential chain, then the account's applier
+    role (``accounts[].applier_role``) assumed with cached, renewed credentials. (``AWS_ENDPOINT_URL`` points
+    boto3 at an emulator in tests.)"""
+    from bot.aws.sessions import AccountSessions
+
+    sessions = AccountSessions(session_name="tighten-serve")
+    lock = threading.Lock()
+
+    def iam_for(account_id: str) -> Any:
+        account = cfg.account(account_id)
+        if account is None:
+            raise KeyError(f"account {account_id} is not in {cfg.path}")
+        with lock:  # the worker and the scheduler's threads share the credential cache
+            return sessions.applier_iam(account)
+
+    return iam_for
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.config:
+        print("tighten serve: --config FILE (or TIGHTEN_CONFIG) is required", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(f"{args.config}: {len(exc.problems)} problem(s); nothing was started:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.healthcheck:
+        healthy, why = healthcheck(cfg, args.max_age)
+        print(why)
+        return 0 if healthy else 1
+    mode = args.mode or cfg.slack_mode
+    try:
+        secrets = slack_secrets(mode)
+    except MissingSecret as exc:
+        print(f"tighten serve: {exc}; nothing was started", file=sys.stderr)
+        return EXIT_CONFIG
+
+    client = None
+    if args.slack_api_url:
+        from bot.slack.app import make_client
+
+        client = make_client(secrets["SLACK_BOT_TOKEN"], base_url=args.slack_api_url)
+    service = Service(cfg, mode, secrets, host=args.host, port=args.port, iam_for=aws_access(cfg),
+                      slack_client=client)
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("%s received: shutting down", signal.Signals(signum).name)
+        service.stop_event.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    started = time.monotonic()
+    try:
+        service.start()
+        log.info("Tighten serving (%s mode) in %.1f s", mode, time.monotonic() - started)
+        service.wait()
+    except Exception:
+        log.exception("Tighten stopped on an error")
+        service.stop()
+        return 1
+    service.stop()
+    return 0
