@@ -36,6 +36,11 @@ from bot.slack.context import CONTEXT_KEY, AppContext
 
 log = logging.getLogger(__name__)
 
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the default listen backlog of 5 resets bursts of concurrent clicks
+
 #: Listener modules; each exposes ``register(app)``.
 LISTENERS = (
     "bot.slack.commands.tighten",
@@ -170,7 +175,7 @@ class BoltHttpServer:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 log.debug("http: " + format, *args)
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server = _Server((host, port), Handler)
         self.server.daemon_threads = True
         self.path = path
         self._thread: threading.Thread | None = None
@@ -181,7 +186,8 @@ class BoltHttpServer:
         return f"http://{host}:{port}{self.path}"
 
     def start(self) -> BoltHttpServer:
-        self._thread = threading.Thread(target=self.server.serve_forever, name="tighten-http", daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), name="tighten-http",
+                                        daemon=True)
         self._thread.start()
         return self
 

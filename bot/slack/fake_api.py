@@ -26,6 +26,13 @@ from urllib.parse import parse_qsl, urlparse
 _JSON_PARAMS = ("blocks", "attachments", "view", "files", "metadata", "channels")
 
 
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the default listen backlog of 5 resets bursts of concurrent clicks
+
+
 @dataclass
 class ApiCall:
     method: str  # "chat.postMessage", "upload" (external upload URL) or "response_url"
@@ -101,9 +108,10 @@ class FakeSlackApi:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-slack", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-slack",
+                                        daemon=True)
         self._thread.start()
         return self
 
