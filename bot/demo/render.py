@@ -7,6 +7,7 @@ shown as its type so nothing is silently hidden.
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
@@ -29,7 +30,7 @@ _INLINE_CODE = re.compile(r"`([^`\n]+)`")
 
 def mrkdwn_to_rich(text: str) -> Text:
     """Slack mrkdwn (outside code blocks) -> rich Text."""
-    text = escape(text.replace("&lt;", "‹").replace("&gt;", "›").replace("&amp;", "&"))
+    text = escape(text)
     text = _DATE.sub(r"\1", text)
     text = _LINK.sub(r"[underline]\2[/underline]", text)
     text = _BARE_LINK.sub(r"[underline]\1[/underline]", text)
@@ -38,7 +39,7 @@ def mrkdwn_to_rich(text: str) -> Text:
     text = _INLINE_CODE.sub(r"[magenta]\1[/magenta]", text)
     text = _BOLD.sub(r"[bold]\1[/bold]", text)
     text = _ITALIC.sub(r"[italic]\1[/italic]", text)
-    text = text.replace("‹", "<").replace("›", ">")
+    text = html.unescape(text)  # Slack escapes &, < and > in text; links were read above
     try:
         return Text.from_markup(text)
     except Exception:  # unbalanced markup from odd input: show it plain rather than fail the demo
@@ -53,7 +54,7 @@ def _text_parts(text: str) -> list[RenderableType]:
             continue
         if i % 2:
             lexer = "diff" if re.search(r"^[+-]", chunk, re.M) else "json" if chunk.lstrip()[:1] in "{[" else "text"
-            parts.append(Syntax(chunk.strip("\n"), lexer, theme="ansi_dark", word_wrap=True))
+            parts.append(Syntax(html.unescape(chunk.strip("\n")), lexer, theme="ansi_dark", word_wrap=True))
         else:
             parts.append(mrkdwn_to_rich(chunk.strip("\n")))
     return parts
@@ -81,8 +82,10 @@ def render_block(block: dict[str, Any]) -> list[RenderableType]:
             out.append(_button(block["accessory"]))
         return out
     if kind == "context":
-        return [Text.assemble(*(mrkdwn_to_rich(_text_of(e) or e.get("alt_text", "")) for e in block["elements"]),
-                              style="dim")]
+        texts = [mrkdwn_to_rich(_text_of(e) or e.get("alt_text", "")) for e in block.get("elements", [])]
+        line = Text("  ·  ").join(texts)
+        line.stylize("dim")
+        return [line]
     if kind == "divider":
         return [Text("─" * 40, style="dim")]
     if kind == "actions":

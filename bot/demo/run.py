@@ -25,8 +25,11 @@ from typing import Any
 
 import boto3
 import yaml
-from rich.console import Console
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.syntax import Syntax
 from rich.table import Table
+from rich.text import Text
 
 from bot.demo.render import print_message
 from bot.demo.seed import ACCOUNT, BREAK_GLASS, SERVICE_LINKED, SeedResult, seed_account
@@ -145,6 +148,7 @@ class Demo:
             logging.getLogger(noisy).setLevel(logging.ERROR)
         self.s.aws = start_embedded_aws(load_managed_policies=True)
         self.s.cleanups.append(self.s.aws.stop)
+        self.s.aws.reset()  # moto's state is per process: start from an empty account even if one ran before
         sts = self._client("sts")
         identity = sts.get_caller_identity()
         check(identity["Account"] == ACCOUNT, f"embedded AWS answers as account {identity['Account']}")
@@ -306,6 +310,7 @@ class Demo:
 
     def apply(self) -> None:
         from bot.aws.inventory import canonical_json, get_role_snapshot
+        from bot.slack.ids import ActionId
 
         self._drain(kinds=["apply"])
         p = self._proposal(DEMO_ROLE)
@@ -321,7 +326,7 @@ class Demo:
         check(held == wanted, "the role does not hold exactly the proposed policy")
         check(not any(a.arn.endswith("/AdministratorAccess") for a in after.attached),
               "AdministratorAccess is still attached")
-        result = self._thread_reply(p, "Rollback")
+        result = self._thread_reply(p, ActionId.ROLLBACK)
         check(result is not None, "no apply result with a Rollback button in the proposal's thread")
         print_message(self.console, result, "thread: apply result")
         self.say(f"change {p.change_id}: {DEMO_ROLE} now holds only the proposed policy")
@@ -331,7 +336,7 @@ class Demo:
         from bot.slack.ids import ActionId
 
         p = self._proposal(DEMO_ROLE)
-        reply = self._thread_reply(p, "Rollback")
+        reply = self._thread_reply(p, ActionId.ROLLBACK)
         button = _find_button(reply or {}, ActionId.ROLLBACK)
         check(button is not None, "the apply result has no Rollback button")
         status = self._click(button, p.channel, reply.get("ts", p.message_ts), reply)
@@ -386,19 +391,19 @@ class Demo:
         if self.s.fake_slack is not None:
             message = self.s.fake_slack.messages.get((channel, ts))
             check(message is not None, f"no message {ts} in {channel} on the fake Slack")
-            return dict(message)
+            return {**message, "channel": channel}
         found = self.s.client.conversations_history(channel=channel, latest=ts, inclusive=True, limit=1)
-        return dict(found["messages"][0])
+        return {**found["messages"][0], "channel": channel}
 
-    def _thread_reply(self, p: Any, button_text: str) -> dict[str, Any] | None:
-        """The newest message in the proposal's thread carrying a button labelled ``button_text``."""
+    def _thread_reply(self, p: Any, action_id: str) -> dict[str, Any] | None:
+        """The newest message in the proposal's thread carrying a button with ``action_id``."""
         if self.s.fake_slack is not None:
-            replies = [dict(m) for (ch, _), m in self.s.fake_slack.messages.items()
+            replies = [{**m, "channel": ch} for (ch, _), m in sorted(self.s.fake_slack.messages.items())
                        if ch == p.channel and m.get("thread_ts") == p.message_ts]
         else:
             replies = self.s.client.conversations_replies(channel=p.channel, ts=p.message_ts)["messages"]
         for message in reversed(replies):
-            if any(_text(b) == button_text for b in _buttons(message)):
+            if _find_button(message, action_id) is not None:
                 return message
         return None
 
@@ -445,16 +450,19 @@ class Demo:
         raise StepFailed(f"timed out after {timeout:.0f} s waiting for {what}")
 
     def _show_role(self, label: str, snap: Any) -> None:
-        table = Table(title=f"{DEMO_ROLE} {label}", title_justify="left", box=None, padding=(0, 2))
-        table.add_column("policy")
-        table.add_column("kind")
-        table.add_column("document", overflow="fold")
+        """The role's policies, each with its full document."""
+        parts: list[Any] = []
         for a in snap.attached:
-            table.add_row(a.arn, f"managed v{a.default_version_id[1:]}"
-                          + (" (AWS)" if a.aws_managed else ""), _short(a.document))
+            kind = "AWS managed" if a.aws_managed else "customer managed"
+            parts.append(Text(f"{a.arn}  ({kind}, default version {a.default_version_id})", style="bold"))
+            parts.append(Syntax(json.dumps(a.document, indent=2), "json", theme="ansi_dark", word_wrap=True))
         for name, doc in sorted(snap.inline.items()):
-            table.add_row(name, "inline", _short(doc))
-        self.console.print(table)
+            parts.append(Text(f"{name}  (inline)", style="bold"))
+            parts.append(Syntax(json.dumps(doc, indent=2), "json", theme="ansi_dark", word_wrap=True))
+        if snap.boundary_arn:
+            parts.append(Text(f"permissions boundary: {snap.boundary_arn}", style="bold"))
+        self.console.print(Panel(Group(*parts) if parts else Text("(no policies)"),
+                                 title=f"{snap.name} {label}", title_align="left", border_style="magenta"))
 
 
 def _env(name: str, what: str) -> str:
@@ -476,15 +484,6 @@ def _buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _find_button(message: dict[str, Any], action_id: str) -> dict[str, Any] | None:
     return next((b for b in _buttons(message) if b.get("action_id") == action_id), None)
-
-
-def _text(button: dict[str, Any]) -> str:
-    return (button.get("text") or {}).get("text", "")
-
-
-def _short(document: dict[str, Any], limit: int = 160) -> str:
-    text = json.dumps(document, separators=(",", ":"))
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _comparable(snap: Any) -> dict[str, Any]:
