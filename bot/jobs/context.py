@@ -51,6 +51,8 @@ class JobContext:
     notifier: JobNotifier | None = None
     aa_backend: Any = None  # Access Analyzer generator (bot.aws.access_analyzer), when configured
     aa_quota: Any = None  # AccessAnalyzerQuota guarding aa_backend
+    s3_client: Any = None  # for an s3:// CloudTrail source (None: boto3 default client)
+    ingest_workers: int = 1  # parse processes for ingest; 1 inside the threaded scheduler process (fork-safe)
     worker_name: str = "worker-1"
     counters: Counter[str] = field(default_factory=Counter)
     _local: threading.local = field(default_factory=threading.local, repr=False)

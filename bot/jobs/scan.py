@@ -1,0 +1,234 @@
+"""One scan: the role as it is now + its usage in the lookback window -> a proposal (or a reason not to).
+
+Steps: snapshot the role (inventory) -> refuse when the usage data is incomplete (fail closed) -> read usage in
+the window -> generate the least-privilege policy (local engine, or the Access Analyzer backend when configured
+and its quota allows; otherwise the scan is deferred) -> effective permissions current vs proposed -> diff,
+summary, grouped and unified diffs, risk, coverage warnings -> ``ProposalStore.create``. A proposal that removes
+and narrows nothing is not created: the scan records "already tight" and posts nothing.
+
+Fail closed: peers have proposed stripping everything after CloudTrail throttling. A scan refuses to propose
+when an ingest error is outstanding for the principal's account, when IAM says the role was used inside the
+window but the index holds no call of it, or when the index holds no usage at all for the window (a role
+unused for the whole window is reported, never emptied: apply refuses empty policies anyway).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.aws.inventory import RoleSnapshot, get_role_snapshot
+from bot.jobs.context import JobContext
+from bot.policy.allowlist import AllowEntry, load_allowlist
+from bot.policy.coverage import coverage_warnings
+from bot.policy.diff import diff_permissions, render_grouped, summary, unified_text_diff
+from bot.policy.expand import EffectivePermissions, effective_permissions
+from bot.policy.generate import generate_policy
+from bot.policy.model import parse_policy
+from bot.policy.risk import risk_score
+from bot.store import scans as sc
+from bot.store.proposals import Proposal
+from bot.store.usage import UsageRow
+from bot.util.clock import iso, parse_iso
+
+_ACCOUNT_IN_KEY = re.compile(r"(?<!\d)(\d{12})(?!\d)")
+
+
+@dataclass
+class ScanOutcome:
+    principal_arn: str
+    result: str  # one of bot.store.scans results
+    message: str
+    proposal: Proposal | None = None
+    risk_score: float = 0.0
+    risk_tier: str = ""
+    notes: list[str] = field(default_factory=list)
+    retry_at: str | None = None  # deferred scans: when the quota frees up
+
+    @property
+    def proposed(self) -> bool:
+        return self.result == sc.PROPOSED
+
+
+class ScanDeferred(Exception):
+    """The Access Analyzer quota is used up; try again at ``retry_at``."""
+
+    def __init__(self, message: str, retry_at: str | None) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
+
+
+def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by: str | None) -> ScanOutcome:
+    """Scan one role now; see the module docstring. Never raises for expected refusals (they are outcomes)."""
+    now = ctx.clock()
+    iam = ctx.iam(account)
+    snapshot = get_role_snapshot(iam, principal_arn)
+    since = iso(now - timedelta(days=ctx.config.lookback_days))
+    until = iso(now)
+    fingerprint = scan_fingerprint(ctx, snapshot.arn, since)
+    policy_hash = snapshot.policy_hash()
+
+    def settle(result: str, message: str, **kw: Any) -> ScanOutcome:
+        outcome = ScanOutcome(principal_arn=snapshot.arn, result=result, message=message, **kw)
+        proposal = outcome.proposal
+        ctx.scans.record(snapshot.arn, account=snapshot.account, policy_hash=policy_hash,
+                         usage_fingerprint=fingerprint, result=result,
+                         proposal_id=proposal.id if proposal else None, risk_score=outcome.risk_score,
+                         detail={"message": message, "notes": outcome.notes, "requested_by": requested_by})
+        ctx.audit.record(requested_by or "tighten", f"scan.{result}", snapshot.arn, message=message,
+                         proposal_id=proposal.id if proposal else None)
+        ctx.count(f"scan.{result}")
+        return outcome
+
+    problem = usage_incomplete(ctx, snapshot, since)
+    if problem:
+        return settle(sc.INCOMPLETE, f"not proposing for {snapshot.name}: {problem}", notes=[problem])
+
+    rows = ctx.usage.usage(snapshot.arn, since=since, until=until)
+    allowlist = allowlist_entries(ctx, snapshot.arn)
+    try:
+        documents, notes, engine = _generate(ctx, snapshot, rows, allowlist, since, until)
+    except ScanDeferred as exc:
+        return settle(sc.DEFERRED, str(exc), retry_at=exc.retry_at)
+
+    boundary = parse_policy(snapshot.boundary_document, "boundary") if snapshot.boundary_document else None
+    current_policies = [parse_policy(doc, name) for name, doc in snapshot.identity_documents()]
+    current = effective_permissions(current_policies, boundary)
+    proposed = effective_permissions([parse_policy(d, f"proposed-{i + 1}") for i, d in enumerate(documents)],
+                                     boundary)
+    used_actions = {r.action for r in rows}
+    risk = risk_score(current, used_actions, snapshot.last_used, now)
+
+    changes = tightening(current, proposed)
+    if not changes["removed"] and not changes["narrowed"]:
+        return settle(sc.ALREADY_TIGHT, f"{snapshot.name} is already tight: the proposal grants everything it "
+                      f"holds ({len(current)} actions)", risk_score=risk.score, risk_tier=risk.tier, notes=notes)
+
+    diff = diff_permissions(current, proposed)
+    first_seen = _first_seen(rows)
+    warnings = [{"code": w.code, "message": w.message} for w in coverage_warnings(
+        window_start=since, window_end=until, principal_first_seen=first_seen,
+        principal_created=snapshot.created, usage=rows,
+        data_event_services_present=data_event_services_present(ctx))]
+    warnings.extend({"code": "role-scope", "message": w} for w in _role_warnings(ctx, snapshot))
+    current_docs = [{"name": name, "document": doc} for name, doc in snapshot.identity_documents()]
+    proposal = ctx.proposals.create(
+        account=snapshot.account, principal_arn=snapshot.arn, role_name=snapshot.name,
+        documents=documents, current_documents=current_docs, base_policy_hash=policy_hash,
+        usage_fingerprint=fingerprint, window_start=since, window_end=until, summary=summary(diff),
+        diff_text=render_grouped(diff),
+        unified_diff=unified_text_diff(snapshot.identity_documents(),
+                                       [(f"proposed-{i + 1}", d) for i, d in enumerate(documents)]),
+        risk_score=risk.score, risk_reasons=list(risk.reasons), warnings=warnings,
+        stats={"current_actions": len(current), "proposed_actions": len(proposed),
+               "removed": len(changes["removed"]), "narrowed": len(changes["narrowed"]),
+               "added": len(changes["added"]), "kept": len(current) - len(changes["removed"]),
+               "usage_rows": len(rows), "risk_tier": risk.tier},
+        notes=notes, engine=engine, requested_by=requested_by, channel=ctx.config.channel_for(snapshot.account),
+    )
+    return settle(sc.PROPOSED, f"proposal {proposal.id} for {snapshot.name}: {proposal.summary}",
+                  proposal=proposal, risk_score=risk.score, risk_tier=risk.tier, notes=notes)
+
+
+def scan_fingerprint(ctx: JobContext, principal_arn: str, since: str) -> str:
+    """Everything besides the role's policies that a scan's result depends on: the principal's usage from
+    ``since`` on and its allowlist entries (an "Allow <action>" click must invalidate the cache too)."""
+    entries = sorted(f"{e.action} {e.resource or '*'}" for e in allowlist_entries(ctx, principal_arn))
+    digest = hashlib.sha256("\n".join(entries).encode()).hexdigest()[:8] if entries else "none"
+    return f"{ctx.usage.usage_fingerprint(principal_arn, since)}+{digest}"
+
+
+def allowlist_entries(ctx: JobContext, principal_arn: str) -> list[AllowEntry]:
+    """The principal's allowlist entries; no file configured or not created yet = none (a broken file raises)."""
+    path = ctx.config.allowlist_path
+    if not path or not Path(path).exists():
+        return []
+    return load_allowlist(path).for_principal(principal_arn)
+
+
+def tightening(current: EffectivePermissions, proposed: EffectivePermissions) -> dict[str, list[str]]:
+    """Actions the proposal removes, those whose resources change, and those it adds (allowlist)."""
+    cur, prop = current.actions(), proposed.actions()
+    narrowed = sorted(a for a in cur & prop
+                      if (current.grants[a].resources, current.grants[a].excluded)
+                      != (proposed.grants[a].resources, proposed.grants[a].excluded))
+    return {"removed": sorted(cur - prop), "narrowed": narrowed, "added": sorted(prop - cur)}
+
+
+def usage_incomplete(ctx: JobContext, snapshot: RoleSnapshot, since: str) -> str | None:
+    """Why the usage data cannot be trusted for this role's window, or None when it can."""
+    errors = [key for key, _, _ in ctx.usage.ingest_errors() if _may_hold_account(key, snapshot.account)]
+    if errors:
+        return (f"{len(errors)} CloudTrail object(s) could not be read (e.g. {errors[0]}); usage would be "
+                "undercounted, so nothing is proposed until they are ingested")
+    if not ctx.usage.ingested():
+        return "no CloudTrail logs have been ingested yet"
+    last_activity = ctx.usage.last_activity(snapshot.arn)
+    if snapshot.last_used and snapshot.last_used >= since and not last_activity:
+        return (f"IAM reports the role was last used at {snapshot.last_used}, inside the window, but the logs "
+                "hold no call of it (missing or throttled CloudTrail delivery?)")
+    if not ctx.usage.usage(snapshot.arn, since=since):
+        return ("no successful call in the window: the role looks unused; Tighten does not propose an empty "
+                "policy (review or delete the role instead)")
+    return None
+
+
+def _may_hold_account(key: str, account: str) -> bool:
+    """Object keys name their account (``AWSLogs/<account>/``); keys naming none are assumed to match."""
+    found = _ACCOUNT_IN_KEY.findall(key)
+    return not found or account in found
+
+
+def _generate(ctx: JobContext, snapshot: RoleSnapshot, rows: list[UsageRow], allowlist: list[Any],
+              since: str, until: str) -> tuple[list[dict[str, Any]], list[str], str]:
+    if ctx.config.backend == "access-analyzer" and ctx.aa_backend is not None:
+        from bot.jobs.quota import generate_with_access_analyzer
+
+        documents, notes = generate_with_access_analyzer(ctx, snapshot, since, until)
+        if allowlist:
+            extra = generate_policy([], allowlist)
+            documents = documents + extra.documents
+            notes = notes + extra.notes
+        return documents, notes, "access-analyzer"
+    generated = generate_policy(rows, allowlist)
+    return generated.documents, list(generated.notes), "local"
+
+
+def _first_seen(rows: list[UsageRow]) -> str | None:
+    return min((r.first_seen for r in rows), default=None)
+
+
+#: CloudTrail data events (CloudTrail User Guide, "Logging data events"): S3 object-level calls (seen as object
+#: ARNs ``arn:aws:s3:::bucket/key``), Lambda ``Invoke``, DynamoDB item-level calls. Used only to tell whether a
+#: trail records a service's data events at all (coverage warning), never to grant anything.
+_DATA_EVENT_ACTIONS = {
+    "lambda": ("lambda:InvokeFunction",),
+    "dynamodb": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                 "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"),
+}
+
+
+def data_event_services_present(ctx: JobContext) -> set[str]:
+    """Services whose data events appear anywhere in the ingested logs (any principal)."""
+    conn = ctx.usage.db.conn
+    present = set()
+    if conn.execute("SELECT 1 FROM usage_days WHERE action LIKE 's3:%' AND resource LIKE 'arn:aws:s3:::%/%'"
+                    " LIMIT 1").fetchone():
+        present.add("s3")
+    for service, actions in _DATA_EVENT_ACTIONS.items():
+        marks = ", ".join("?" for _ in actions)
+        if conn.execute(f"SELECT 1 FROM usage_days WHERE action IN ({marks}) LIMIT 1", actions).fetchone():
+            present.add(service)
+    return present
+
+
+def _role_warnings(ctx: JobContext, snapshot: RoleSnapshot) -> list[str]:
+    created = parse_iso(snapshot.created)
+    age = (ctx.clock() - created).days
+    if age < ctx.config.lookback_days:
+        return [f"insufficient history: role is {age} days old, lookback is {ctx.config.lookback_days} days"]
+    return []
