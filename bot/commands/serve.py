@@ -126,6 +126,8 @@ class Service:
     def __init__(self, cfg: Config, mode: str, secrets: dict[str, str], *, host: str = "0.0.0.0", port: int = 3000,
                  iam_for: Any = None, s3_client: Any = None, slack_client: Any = None,
                  scheduler_factory: Any = None) -> None:
+        """``scheduler_factory(job_ctx)`` defaults to ``SchedulerService``; tests may pass one with a short
+        idle wait."""
         self.cfg = cfg
         self.mode = mode
         self._secrets = secrets  # never logged, never put in repr
@@ -136,9 +138,8 @@ class Service:
         self.scheduler_factory = scheduler_factory
         self.worker_name = f"{WORKER_NAME_PREFIX}-{socket.gethostname()}-{os.getpid()}"
         self.stop_event = threading.Event()
-        self._worker_thread: threading.Thread | None = None
         self._heartbeat_thread: threading.Thread | None = None
-        self.scheduler: Any = None
+        self.jobs: Any = None  # bot.jobs.scheduler.SchedulerService: APScheduler triggers + the worker thread
         self.slack_handler: Any = None  # SocketModeHandler
         self.http_server: Any = None  # BoltHttpServer
         self.job_ctx: Any = None
@@ -151,7 +152,7 @@ class Service:
 
     def start(self) -> None:
         from bot.jobs.context import JobContext
-        from bot.jobs.worker import Worker
+        from bot.jobs.scheduler import SchedulerService
         from bot.slack.app import build_app, make_client
         from bot.slack.context import AppContext
         from bot.slack.notify import Notifier
@@ -160,18 +161,14 @@ class Service:
         self.app_ctx = AppContext(db_path=self.cfg.db_path, config=self.cfg)
         self.job_ctx = JobContext(db_path=self.cfg.db_path, config=self.cfg, iam_for=self.iam_for,
                                   notifier=Notifier(client, self.app_ctx), worker_name=self.worker_name)
-        if self.s3_client is not None and hasattr(self.job_ctx, "s3_client"):
+        if self.s3_client is not None:
             self.job_ctx.s3_client = self.s3_client
-        worker = Worker(self.job_ctx, name=self.worker_name)
-        self.recovered = worker.recover()
-        log.info("store %s ready; recovered %s", self.cfg.db_path, self.recovered)
-
-        self._worker_thread = threading.Thread(target=worker.loop, args=(self.stop_event,), name="tighten-worker",
-                                               daemon=True)
-        self._worker_thread.start()
-        self.scheduler = self._build_scheduler()
-        self.scheduler.start()
-        log.info("scheduler started")
+        # the scheduler service re-queues items a dead process left running and finishes interrupted IAM
+        # changes before its worker thread takes anything
+        self.jobs = (self.scheduler_factory or SchedulerService)(self.job_ctx)
+        self.jobs.start()
+        self.recovered = dict(getattr(self.jobs, "recovered", {}))
+        log.info("store %s ready (recovered %s); scheduler and worker running", self.cfg.db_path, self.recovered)
 
         app = build_app(self.app_ctx, signing_secret=self._secrets.get("SLACK_SIGNING_SECRET", ""), client=client)
         if self.mode == "socket":
@@ -188,13 +185,6 @@ class Service:
         self._heartbeat_thread = threading.Thread(target=self._heartbeat, name="tighten-heartbeat", daemon=True)
         self._heartbeat_thread.start()
 
-    def _build_scheduler(self) -> Any:
-        if self.scheduler_factory is not None:
-            return self.scheduler_factory(self.job_ctx)
-        from bot.jobs.scheduler import build_scheduler
-
-        return build_scheduler(self.job_ctx)
-
     def _heartbeat(self) -> None:
         path = heartbeat_path(self.cfg)
         while not self.stop_event.is_set():
@@ -208,8 +198,8 @@ class Service:
         return {
             "pid": os.getpid(),
             "mode": self.mode,
-            "worker": bool(self._worker_thread and self._worker_thread.is_alive()),
-            "scheduler": bool(self.scheduler is not None and getattr(self.scheduler, "running", True)),
+            "worker": bool(self.jobs is not None and self.jobs.thread is not None and self.jobs.thread.is_alive()),
+            "scheduler": bool(self.jobs is not None and self.jobs.scheduler.running),
         }
 
     def wait(self) -> None:
@@ -226,11 +216,10 @@ class Service:
             _quietly(self.slack_handler.close, "Slack connection")
         if self.http_server is not None:
             _quietly(self.http_server.stop, "HTTP server")
-        if self.scheduler is not None:
-            _quietly(lambda: self.scheduler.shutdown(wait=True), "scheduler")
-        if self._worker_thread is not None:
-            self._worker_thread.join(timeout)
-            if self._worker_thread.is_alive():
+        if self.jobs is not None:
+            finished: list[bool] = []
+            _quietly(lambda: finished.append(self.jobs.shutdown(timeout)), "scheduler and worker")
+            if finished and not finished[0]:
                 log.warning("worker still busy after %.0f s; its item is released for the next start", timeout)
         if self.job_ctx is not None:
             released = self._release()
