@@ -241,7 +241,7 @@ def policy_modal(p: Proposal) -> dict[str, Any]:
         for piece in chunk_lines(text, limits.MAX_SECTION_TEXT - 10):
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"```\n{piece}\n```"}})
     if len(blocks) > room:
-        blocks = blocks[:room] + [context(f"Policy too long to show here {limits.TRUNCATED}")]
+        blocks = blocks[:room] + [context("Policy too long to show here … (the full policy is in the review thread)")]
     return {"type": "modal", "callback_id": CallbackId.POLICY_MODAL,
             "title": {"type": "plain_text", "text": "Proposed policy"},
             "close": {"type": "plain_text", "text": "Close"},

@@ -1,0 +1,95 @@
+"""Message builders and templates against Slack's Block Kit limits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bot.slack import blocks as b
+from bot.slack import limits
+from bot.store.proposals import APPROVED, PENDING, REJECTED, Proposal
+
+BIG_DOC = {"Version": "2012-10-17", "Statement": [
+    {"Sid": f"S{i}", "Effect": "Allow", "Action": [f"service{i}:Action{j}" for j in range(40)],
+     "Resource": [f"arn:aws:s3:::bucket-{i}-{j}/*" for j in range(20)]} for i in range(60)]}
+
+
+def proposal(state: str = PENDING, **kw: object) -> Proposal:
+    fields: dict = dict(id="p-0123abcd", account="111122223333", principal_arn="arn:aws:iam::111122223333:role/r",
+                        role_name="r", state=state, created_at="2026-11-23T12:00:00Z",
+                        updated_at="2026-11-23T12:00:00Z", documents=[BIG_DOC, BIG_DOC],
+                        summary="removes " + "many actions; " * 400,
+                        diff_text="\n".join(f"- service{i}:Action{j}" for i in range(300) for j in range(40)),
+                        risk_reasons=[f"reason {i} " + "x" * 100 for i in range(80)],
+                        warnings=[{"code": f"w{i}", "message": "window too short " * 10} for i in range(80)],
+                        stats={f"stat_{i}": i * 1000 for i in range(30)}, requested_by="U0ALICE001",
+                        decided_by="U0BOB00001", decided_at="2026-11-23T13:00:00Z",
+                        decision_reason="because <script> & more " * 50)
+    fields.update(kw)
+    return Proposal(**fields)
+
+
+@pytest.mark.parametrize("state", [PENDING, APPROVED, REJECTED, "applied", "failed", "rolled_back", "stale",
+                                   "expired", "superseded"])
+def test_review_message_within_limits_for_huge_proposals(state: str) -> None:
+    msg = b.review_message(proposal(state))
+    assert limits.check_blocks(msg.blocks) == []
+    assert len(msg.text) <= 3000
+    diff = next(x for x in msg.blocks if x.get("text", {}).get("text", "").startswith("```"))
+    assert diff["text"]["text"].endswith(limits.TRUNCATED)
+    has_buttons = any(x["type"] == "actions" for x in msg.blocks)
+    assert has_buttons == (state == PENDING)
+
+
+def test_review_message_escapes_user_text() -> None:
+    msg = b.review_message(proposal(REJECTED, decision_reason="<!channel> & <@U1>"))
+    text = json.dumps(msg.blocks)
+    assert "&lt;!channel&gt; &amp; &lt;@U1&gt;" in text and "<!channel>" not in text
+
+
+def test_small_proposal_shows_whole_diff_without_marker() -> None:
+    msg = b.review_message(proposal(diff_text="- iam:*\n+ s3:GetObject", summary="short", risk_reasons=[],
+                                    warnings=[], stats={}))
+    assert "```\n- iam:*\n+ s3:GetObject\n```" in json.dumps(msg.blocks).replace("\\n", "\n")
+    assert limits.TRUNCATED not in json.dumps(msg.blocks)
+
+
+def test_policy_modal_and_home_within_view_limits() -> None:
+    modal = b.policy_modal(proposal(documents=[BIG_DOC] * 3))
+    assert limits.check_blocks(modal["blocks"], limits.MAX_VIEW_BLOCKS) == []
+    assert len(modal["blocks"]) <= 100 and len(modal["title"]["text"]) <= limits.MAX_MODAL_TITLE
+    assert "full policy is in the review thread" in json.dumps(modal["blocks"][-1])
+    home = b.home_view("U0ALICE001", [proposal() for _ in range(40)], [], [f"{i}. scan" for i in range(500)])
+    assert limits.check_blocks(home["blocks"], limits.MAX_VIEW_BLOCKS) == []
+
+
+def test_denial_alert_caps_buttons_and_keeps_values_short() -> None:
+    denials = [b.Denial(f"s3:Action{i}", "arn:aws:s3:::b/" + "k" * 3000, "AccessDenied", "2026-11-23T10:00:00Z")
+               for i in range(60)]
+    msg = b.denial_alert_message(proposal(), "c-1", denials)
+    assert limits.check_blocks(msg.blocks) == []
+    (actions,) = [x for x in msg.blocks if x["type"] == "actions"]
+    assert len(actions["elements"]) == limits.MAX_ACTIONS_ELEMENTS
+    assert json.loads(actions["elements"][1]["value"])["r"] == "*"  # too long to carry: falls back to "*"
+    assert len({el["action_id"] for el in actions["elements"]}) == len(actions["elements"])
+
+
+def test_clip_helpers() -> None:
+    assert limits.clip("abc", 5) == "abc"
+    assert limits.clip("abcdefgh", 5) == "abcd…"
+    code = limits.clip_code("line\n" * 2000, 300)
+    assert len(code) <= 300 and code.endswith(limits.TRUNCATED) and code.count("```") == 2
+    assert limits.clip_code("a ``` b") == "```\na ˋˋˋ b\n```"
+    with pytest.raises(limits.BlockLimitError):
+        b.button("x", "id", "v" * 2001)
+    many = [b.mrkdwn(str(i)) for i in range(80)] + [{"type": "actions", "elements": [b.button("ok", "a", "1")]}]
+    fitted = limits.fit_blocks(many)
+    assert len(fitted) == 50 and fitted[-1]["type"] == "actions" and "not shown" in json.dumps(fitted[-2])
+
+
+def test_chunk_lines_never_exceeds_size() -> None:
+    text = "\n".join("y" * n for n in (10, 5000, 3, 2999, 0, 7))
+    chunks = b.chunk_lines(text, 1000)
+    assert all(len(c) <= 1000 for c in chunks)
+    assert "".join(chunks).replace("\n", "") == text.replace("\n", "")
