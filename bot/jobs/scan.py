@@ -62,8 +62,11 @@ class ScanDeferred(Exception):
         self.retry_at = retry_at
 
 
-def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by: str | None) -> ScanOutcome:
-    """Scan one role now; see the module docstring. Never raises for expected refusals (they are outcomes)."""
+def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by: str | None,
+             work_item: int | None = None) -> ScanOutcome:
+    """Scan one role now; see the module docstring. Never raises for expected refusals (they are outcomes).
+    ``work_item`` (the queue item running it) is recorded with the result so a re-run after a crash can tell
+    the scan already happened."""
     now = ctx.clock()
     iam = ctx.iam(account)
     snapshot = get_role_snapshot(iam, principal_arn)
@@ -78,7 +81,8 @@ def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by:
         ctx.scans.record(snapshot.arn, account=snapshot.account, policy_hash=policy_hash,
                          usage_fingerprint=fingerprint, result=result,
                          proposal_id=proposal.id if proposal else None, risk_score=outcome.risk_score,
-                         detail={"message": message, "notes": outcome.notes, "requested_by": requested_by})
+                         detail={"message": message, "notes": outcome.notes, "requested_by": requested_by,
+                                 "work_item": work_item})
         ctx.audit.record(requested_by or "tighten", f"scan.{result}", snapshot.arn, message=message,
                          proposal_id=proposal.id if proposal else None)
         ctx.count(f"scan.{result}")

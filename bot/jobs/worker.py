@@ -104,8 +104,18 @@ def handle_scan(ctx: JobContext, item: WorkItem) -> dict[str, Any]:
 
     account, arn = item.payload["account"], item.payload["principal_arn"]
     requested_by = item.payload.get("requested_by") or item.requested_by
-    outcome = run_scan(ctx, account, arn, requested_by=requested_by)
-    result: dict[str, Any] = {"result": outcome.result, "message": outcome.message}
+    done = _scan_done_by(ctx, item)
+    if done is not None:  # this item's scan finished before a crash: only make sure it was posted
+        result: dict[str, Any] = {"result": done.result, "message": done.detail.get("message", ""),
+                                  "recovered": True}
+        proposal = ctx.proposals.get(done.proposal_id) if done.proposal_id else None
+        if proposal is not None:
+            result["proposal_id"] = proposal.id
+            if ctx.notifier is not None and not proposal.message_ts and proposal.state == ps.PENDING:
+                result["posted"] = bool(ctx.notifier.post_proposal(proposal.id))
+        return result
+    outcome = run_scan(ctx, account, arn, requested_by=requested_by, work_item=item.id)
+    result = {"result": outcome.result, "message": outcome.message}
     if outcome.proposal is not None:
         result["proposal_id"] = outcome.proposal.id
         if ctx.notifier is not None:
@@ -117,6 +127,15 @@ def handle_scan(ctx: JobContext, item: WorkItem) -> dict[str, Any]:
                                      requested_by=item.requested_by, not_before=outcome.retry_at)
         result["retry_item"] = retry.id
     return result
+
+
+def _scan_done_by(ctx: JobContext, item: WorkItem) -> sc.ScanRecord | None:
+    if item.attempts <= 1:
+        return None
+    for record in ctx.scans.history(item.payload["principal_arn"], since=item.created_at, limit=20):
+        if record.detail.get("work_item") == item.id:
+            return record
+    return None
 
 
 def handle_apply(ctx: JobContext, item: WorkItem) -> dict[str, Any]:
