@@ -199,19 +199,19 @@ class Demo:
                  f"channel {self.s.channel}")
 
     def start_slack(self) -> None:
-        from bot.slack.app import make_client
+        from bot.demo.recording import RecordingClient
 
         if self.opts.slack:
             token = _env("SLACK_BOT_TOKEN", "a bot token (xoxb-...)")
             self.s.signing_secret = _env("SLACK_SIGNING_SECRET", "the app's signing secret")
-            self.s.client = make_client(token)
+            self.s.client = RecordingClient(token)
         else:
             from bot.slack.fake_api import FakeSlackApi
 
             self.s.fake_slack = FakeSlackApi().start()
             self.s.cleanups.append(self.s.fake_slack.stop)
             self.s.signing_secret = secrets.token_hex(16)  # the demo's own app: requests signed with it
-            self.s.client = make_client("xoxb-demo-not-a-real-token", base_url=self.s.fake_slack.base_url)
+            self.s.client = RecordingClient("xoxb-demo-not-a-real-token", base_url=self.s.fake_slack.base_url)
         auth = self.s.client.auth_test()
         check(bool(auth.get("ok")), f"Slack auth.test failed: {auth.get('error')}")
         self.say(f"Slack Web API ok (bot user {auth.get('user_id')}, team {auth.get('team_id')})")
@@ -388,21 +388,13 @@ class Demo:
         return change.state if change else "missing"
 
     def _message(self, channel: str, ts: str) -> dict[str, Any]:
-        if self.s.fake_slack is not None:
-            message = self.s.fake_slack.messages.get((channel, ts))
-            check(message is not None, f"no message {ts} in {channel} on the fake Slack")
-            return {**message, "channel": channel}
-        found = self.s.client.conversations_history(channel=channel, latest=ts, inclusive=True, limit=1)
-        return {**found["messages"][0], "channel": channel}
+        message = self.s.client.message(channel, ts)
+        check(message is not None, f"the bot never posted message {ts} in {channel}")
+        return message
 
     def _thread_reply(self, p: Any, action_id: str) -> dict[str, Any] | None:
         """The newest message in the proposal's thread carrying a button with ``action_id``."""
-        if self.s.fake_slack is not None:
-            replies = [{**m, "channel": ch} for (ch, _), m in sorted(self.s.fake_slack.messages.items())
-                       if ch == p.channel and m.get("thread_ts") == p.message_ts]
-        else:
-            replies = self.s.client.conversations_replies(channel=p.channel, ts=p.message_ts)["messages"]
-        for message in reversed(replies):
+        for message in reversed(self.s.client.thread(p.channel, p.message_ts)):
             if _find_button(message, action_id) is not None:
                 return message
         return None
