@@ -256,3 +256,11 @@ def test_app_home_lists_pending_changes_and_queue(harness: Harness) -> None:
     harness.event({"type": "app_home_opened", "user": MALLORY, "tab": "home", "channel": "D0MAL"})
     published = harness.fake.wait_for("views.publish", 2)[-1]
     assert "Nothing waits for your approval" in json.dumps(published.params["view"])
+
+
+def test_expired_trigger_tells_the_user_instead_of_failing_silently(harness: Harness) -> None:
+    pid, ts = _posted(harness)
+    harness.signed(harness.action_body(ActionId.VIEW_POLICY, pid, user=ALICE, ts=ts).replace(
+        "trigger_id", "no_trigger"))
+    (note,) = harness.fake.wait_for("chat.postEphemeral")
+    assert "Could not open the form (invalid_trigger_id)" in note.params["text"]

@@ -6,6 +6,7 @@ from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.slack import operations
 from bot.slack.blocks import info, reject_modal
@@ -25,4 +26,8 @@ def register(app: App) -> None:
             return
         proposal = ctx.proposals.get(proposal_id)
         channel, ts = message_location(body)
-        client.views_open(trigger_id=body["trigger_id"], view=reject_modal(proposal, channel, ts))
+        try:
+            client.views_open(trigger_id=body.get("trigger_id", ""), view=reject_modal(proposal, channel, ts))
+        except SlackApiError as exc:  # e.g. the trigger expired (3 s) under load
+            ctx.count("slack.modal_failed")
+            tell_user(client, body, info(f"Could not open the form ({exc.response.get('error')}); please click again."))

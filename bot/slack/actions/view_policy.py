@@ -6,6 +6,7 @@ from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.slack.blocks import info, policy_modal
 from bot.slack.ids import ActionId
@@ -22,4 +23,8 @@ def register(app: App) -> None:
             ctx.count("slack.unknown_proposal")
             tell_user(client, body, info(f"Unknown proposal `{action_value(body)}`."))
             return
-        client.views_open(trigger_id=body["trigger_id"], view=policy_modal(proposal))
+        try:
+            client.views_open(trigger_id=body.get("trigger_id", ""), view=policy_modal(proposal))
+        except SlackApiError as exc:  # e.g. the trigger expired (3 s) under load
+            ctx.count("slack.modal_failed")
+            tell_user(client, body, info(f"Could not open the form ({exc.response.get('error')}); please click again."))
