@@ -67,7 +67,7 @@ import orjson
 
 from bot.policy.catalog import Catalog, arn_format_regex, catalog
 from bot.trail.records import ANY_RESOURCE, UNKNOWN_RESOURCE, ActionUse, CallRecord, Principal
-from bot.trail.templates import Ctx, Evaluator, compile_template, format_variables
+from bot.trail.templates import Ctx, Evaluator, compile_template, format_variables, references_parameters
 
 SKIP_REASONS = (
     "truncated_gzip",
@@ -141,7 +141,7 @@ def _condition(lhs: str, op: str, rhs: str) -> Callable[[Any, Ctx], bool]:
 
 class _ActionPlan:
     __slots__ = ("action", "has_types", "condition", "builders", "match_builders", "any_use", "unknown_use", "cat",
-                 "optional", "static", "formats")
+                 "optional", "static", "formats", "guard")
 
     def __init__(self, entry: dict[str, Any], cat: Catalog) -> None:
         self.cat = cat
@@ -158,13 +158,18 @@ class _ActionPlan:
         # an arn_override variant that yields nothing (e.g. "%%iftruthy%${LaunchTemplate.Id}%*%%%" without a
         # launch template) does not apply to this call: it contributes no action at all
         self.optional = False
+        self.guard: tuple[str, str] | None = None
         self.static: ActionUse | None = None  # the one use, when it never depends on the event
         if not self.has_types:
             self.static = None if self.condition else self.any_use
             return
         override = entry.get("o")
+        if self.action == "iam:PassRole" and not _passrole_observable(entry):
+            self.optional = True  # a constant wildcard role: nothing observable, contributes nothing
+            return
         if override is not None:
             self.optional = True
+            self.guard = _truthy_guard(override)
             fn, needs_match = compile_template(override)
             (self.match_builders if needs_match else self.builders).append(fn)
             return
@@ -192,6 +197,10 @@ class _ActionPlan:
         return any(rx.fullmatch(arn) for rx in self.formats)
 
     def uses(self, params: Any, ctx: Ctx, resources: Any, out: list[ActionUse]) -> None:
+        guard = self.guard
+        if guard is not None and (params.__class__ is not dict
+                                  or (params.get(guard[0]) is None and params.get(guard[1]) is None)):
+            return
         if self.condition is not None and not self.condition(params, ctx):
             return
         if not self.has_types:
@@ -214,11 +223,38 @@ class _ActionPlan:
         action = self.action
         seen: set[str] = set()
         for arn in arns:
-            if arn == "*" or "${" in arn:
+            if not arn.startswith("arn:"):
+                # "*" (not observable) or a bare id where a template expected an ARN parameter
                 arn = UNKNOWN_RESOURCE
             if arn not in seen:
                 seen.add(arn)
                 out.append(ActionUse(action, arn))
+
+
+def _passrole_observable(entry: dict[str, Any]) -> bool:
+    """iam-dataset marks some calls as passing "any role" (``RoleNameWithPath: "*"``, override ``"*"``).
+
+    Such a constant says nothing about the role actually passed; granting ``iam:PassRole`` on a wildcard
+    is the classic escalation path, so these variants yield no action. PassRole is produced only from
+    templates that read a request parameter (the exact role, or UNKNOWN_RESOURCE when e.g. an instance
+    profile was passed whose role the log does not name).
+    """
+    texts = [entry.get("o", "")] + list(entry.get("v", {}).values()) + list(entry.get("r", {}).values())
+    return any(references_parameters(t) for t in texts if t)
+
+
+def _truthy_guard(template: str) -> tuple[str, str] | None:
+    """For ``%%iftruthy%${Top.x}%value%%%`` (nothing when false): the top-level parameter that must be present.
+
+    Lets the plan skip such a variant with two dict lookups (camelCase, PascalCase) when the parameter is
+    absent; the template itself is still evaluated in full when it is present.
+    """
+    if not (template.startswith("%%iftruthy%${") and template.endswith("%%%")) or template.count("%%") != 2:
+        return None
+    top = template[len("%%iftruthy%${") :].split("}", 1)[0].split(".", 1)[0].removesuffix("[]")
+    if not top or not top.replace("_", "").isalnum():
+        return None
+    return (top[:1].lower() + top[1:], top)
 
 
 class _EventPlan:

@@ -29,6 +29,8 @@ import orjson
 from bot.trail.normalize import Skip
 
 _GZIP_MAGIC = b"\x1f\x8b"
+#: A lone JSON object is taken as an event when it has one of these (else: a policy, a config, ...).
+_EVENT_KEYS = ("eventName", "eventSource", "eventVersion", "userIdentity", "eventTime")
 
 
 def _gunzip(data: bytes) -> tuple[bytes, bool]:
@@ -64,7 +66,10 @@ def _events_of(doc: Any) -> Iterator[dict | Skip]:
         if isinstance(inner, dict) and "eventName" not in doc:
             yield inner
             return
-        yield doc
+        if any(k in doc for k in _EVENT_KEYS):
+            yield doc
+        else:
+            yield Skip("not_an_event", "object without CloudTrail event fields")
     elif isinstance(doc, list):
         for rec in doc:
             if isinstance(rec, dict):

@@ -40,10 +40,10 @@ def _lookup(obj: Any, name: str, camel: str, lower: str) -> Any:
     global _lowered
     if obj.__class__ is not dict:
         return None
-    v = obj.get(name)
+    v = obj.get(camel)  # CloudTrail spelling first
     if v is not None:
         return v
-    v = obj.get(camel)
+    v = obj.get(name)
     if v is not None:
         return v
     aliases = _ALIASES.get(lower)
@@ -75,11 +75,11 @@ def _path_evaluator(path: str) -> Evaluator:
         steps.append((name, name[:1].lower() + name[1:], name.lower(), many))
 
     if len(steps) == 1 and not steps[0][3]:
-        name, camel, low, _ = steps[0]
+        getter = _scalar_getter(path)
 
         def simple(params: Any, ctx: Ctx) -> list[str]:
-            v = _lookup(params, name, camel, low)
-            return _scalar(v)
+            v = getter(params)
+            return [v] if v is not None else []
 
         return simple
 
@@ -111,6 +111,23 @@ def _path_evaluator(path: str) -> Evaluator:
     return nested
 
 
+def _scalar_getter(name: str) -> Callable[[Any], str | None]:
+    """``params -> str | None`` for a one-segment path (the common, fast case)."""
+    camel, low = name[:1].lower() + name[1:], name.lower()
+
+    def get(params: Any) -> str | None:
+        v = _lookup(params, name, camel, low)
+        if v.__class__ is str:
+            return v or None
+        if v is None or isinstance(v, (dict, list)):
+            return None
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        return str(v)
+
+    return get
+
+
 def _scalar(v: Any) -> list[str]:
     if v is None or isinstance(v, (dict, list)):
         return []
@@ -127,8 +144,9 @@ def _literal(text: str) -> Evaluator:
     return lit
 
 
-# A compiled part: literal text, an index into the context tuple, or an evaluator.
-Part = str | int | Evaluator
+# A compiled part: literal text, an index into the context tuple, a scalar getter (one-segment path,
+# wrapped in a 1-tuple) or a list evaluator.
+Part = str | int | tuple[Callable[[Any], str | None]] | Evaluator
 
 
 def _concat(parts: list[Part]) -> Evaluator:
@@ -144,6 +162,11 @@ def _concat(parts: list[Part]) -> Evaluator:
             cls = part.__class__
             if cls is str:
                 pieces.append(part)  # type: ignore[arg-type]
+            elif cls is tuple:
+                v = part[0](params)  # type: ignore[index]
+                if v is None:
+                    return []
+                pieces.append(v)
             elif cls is int:
                 v = ctx[part]  # type: ignore[index]
                 if not v:
@@ -151,7 +174,7 @@ def _concat(parts: list[Part]) -> Evaluator:
                 pieces.append(v)
             else:
                 values = part(params, ctx)  # type: ignore[operator]
-                if not values:
+                if not values or not values[0]:
                     return []
                 if len(values) > 1:
                     return _product("".join(pieces), values, frozen[i + 1 :], params, ctx)
@@ -167,7 +190,13 @@ def _product(head: str, first: list[str], rest: tuple[Part, ...], params: Any, c
         if part.__class__ is str:
             acc = [a + part for a in acc]  # type: ignore[operator]
             continue
-        values = [ctx[part]] if part.__class__ is int else part(params, ctx)  # type: ignore[index,operator]
+        if part.__class__ is int:
+            values = [ctx[part]]  # type: ignore[index]
+        elif part.__class__ is tuple:
+            one = part[0](params)  # type: ignore[index]
+            values = [one] if one is not None else []
+        else:
+            values = part(params, ctx)  # type: ignore[operator]
         if not values or not values[0]:
             return []
         acc = [a + v for a in acc for v in values][:_MAX_VALUES]
@@ -187,7 +216,9 @@ def _function(name: str, body: str) -> tuple[Evaluator, bool]:
             for v in value(params, ctx):
                 m = rx.search(v)
                 if m:
-                    out.append(m.group(1) if m.groups() else m.group(0))
+                    found = m.group(1) if m.groups() else m.group(0)
+                    if found:
+                        out.append(found)
             return out
 
         return regex, False
@@ -247,11 +278,21 @@ def _simple_parts(text: str) -> list[Part]:
         if m.start() > pos:
             parts.append(text[pos : m.start()])
         name = m.group(1)
-        parts.append(_CONTEXT[name.lower()] if name.lower() in _CONTEXT else _path_evaluator(name))
+        if name.lower() in _CONTEXT:
+            parts.append(_CONTEXT[name.lower()])
+        elif "." in name or "[]" in name:
+            parts.append(_path_evaluator(name))
+        else:
+            parts.append((_scalar_getter(name),))
         pos = m.end()
     if pos < len(text):
         parts.append(text[pos:])
     return parts
+
+
+def references_parameters(template: str) -> bool:
+    """Does the template read any request parameter (not only literals and Partition/Region/Account)?"""
+    return any(name.lower() not in _CONTEXT for name in _VAR.findall(template))
 
 
 def format_variables(arn_format: str) -> list[str]:
