@@ -70,8 +70,20 @@ class WorkQueue:
                     (dedupe_key, PENDING, RUNNING),
                 ).fetchone()
                 if row is not None:
+                    # The same work asked for again: it keeps its place in line but is raised to the
+                    # higher priority, and a person asking takes over ``requested_by`` (so the
+                    # no-self-approval rule sees who asked).
+                    existing = self._item(row)
+                    merged = dict(existing.payload)
+                    if requested_by is not None:
+                        merged.update({k: v for k, v in (payload or {}).items() if k == "requested_by"})
+                    conn.execute(
+                        "UPDATE work_items SET priority = MAX(priority, ?), requested_by = COALESCE(?, requested_by),"
+                        " payload = ? WHERE id = ?",
+                        (priority, requested_by, json.dumps(merged, sort_keys=True), existing.id),
+                    )
                     conn.execute("COMMIT")
-                    return self._item(row), False
+                    return self.get(existing.id), False
             cur = conn.execute(
                 "INSERT INTO work_items (kind, payload, state, priority, dedupe_key, requested_by, created_at,"
                 " not_before, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)",

@@ -95,3 +95,14 @@ def test_not_before_delays(tmp_path: Path) -> None:
     assert q.claim("w") is None
     q.clock.advance(hours=2)  # type: ignore[attr-defined]
     assert q.claim("w") is not None
+
+
+def test_dedupe_raises_priority_and_records_the_person_asking(tmp_path: Path) -> None:
+    q = make_queue(tmp_path)
+    planned, _ = q.enqueue("scan", {"role": "a", "requested_by": None}, priority=5, dedupe_key="scan:a")
+    manual, created = q.enqueue("scan", {"role": "a", "requested_by": "U1"}, priority=100,
+                                dedupe_key="scan:a", requested_by="U1")
+    assert not created and manual.id == planned.id
+    assert manual.priority == 100 and manual.requested_by == "U1" and manual.payload["requested_by"] == "U1"
+    again, _ = q.enqueue("scan", {"role": "a"}, priority=1, dedupe_key="scan:a")
+    assert again.priority == 100 and again.requested_by == "U1"
