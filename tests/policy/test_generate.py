@@ -161,3 +161,22 @@ def test_small_policy_is_one_document() -> None:
     assert p.documents == [{"Version": "2012-10-17", "Statement": [
         {"Sid": "S3Scoped", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["arn:aws:s3:::b/k"]}]}]
     assert p.to_json().startswith("{")
+
+
+def test_passrole_with_unknown_role_is_account_scoped_not_star() -> None:
+    @dataclass
+    class AcctRow(Row):
+        account: str = "111122223333"
+
+    p = generate_policy([AcctRow("iam:PassRole", UNKNOWN_RESOURCE), AcctRow("ec2:RunInstances", UNKNOWN_RESOURCE)])
+    assert grants(p) == {"iam:PassRole": ["arn:aws:iam::111122223333:role/*"], "ec2:RunInstances": ["*"]}
+    assert any("allowlist the exact role" in n for n in p.notes)
+    # no account known: falls back to * with the usual note
+    assert grants(generate_policy([Row("iam:PassRole", UNKNOWN_RESOURCE)])) == {"iam:PassRole": ["*"]}
+
+
+def test_collapse_threshold_for_paths_without_common_prefix() -> None:
+    keys = [Row("kms:Decrypt", f"arn:aws:kms:us-east-1:111122223333:key/{i:04x}-k") for i in range(30)]
+    assert len(grants(generate_policy(keys))["kms:Decrypt"]) == 30  # default: exact ARNs
+    collapsed = generate_policy(keys, options=GenerateOptions(collapse_threshold=20))
+    assert grants(collapsed)["kms:Decrypt"] == ["arn:aws:kms:us-east-1:111122223333:key/*"]
