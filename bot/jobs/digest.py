@@ -215,11 +215,13 @@ def removed_chart_png(digest: Digest) -> bytes:
     return buf.getvalue()
 
 
-def send_digest(ctx: JobContext, channel: str, kind: str = "daily") -> bool:
+def send_digest(ctx: JobContext, channel: str, kind: str = "daily", *, chart: bool = True) -> bool:
+    """Build, render and post the digest (with the chart uploaded in its thread unless ``chart`` is False)."""
     digest = build_digest(ctx, kind)
     text, blocks = render_digest(digest)
     if ctx.notifier is None:
         return False
-    sent = bool(ctx.notifier.post_digest(channel, text, blocks, removed_chart_png(digest)))
+    png = removed_chart_png(digest) if chart else None
+    sent = bool(ctx.notifier.post_digest(channel, text, blocks, png))
     ctx.audit.record("tighten", "digest.sent" if sent else "digest.failed", channel, kind=kind)
     return sent
