@@ -146,7 +146,9 @@ class Demo:
 
         for noisy in ("werkzeug", "moto"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
+        self._isolate_aws_environment()
         self.s.aws = start_embedded_aws(load_managed_policies=True)
+        os.environ["AWS_ENDPOINT_URL"] = self.s.aws.endpoint_url  # any default boto3 client goes to moto too
         self.s.cleanups.append(self.s.aws.stop)
         self.s.aws.reset()  # moto's state is per process: start from an empty account even if one ran before
         sts = self._client("sts")
@@ -355,6 +357,26 @@ class Demo:
                  f"documents, same boundary; policy hash {restored.policy_hash()[:12]})")
 
     # -- helpers -----------------------------------------------------------------------------------------
+    def _isolate_aws_environment(self) -> None:
+        """Fake credentials and no profile for the demo's duration, so nothing can reach a real AWS account
+        even if a user's credentials are in the environment; restored afterwards."""
+        from bot.aws.embedded import FAKE_CREDENTIALS
+
+        names = [*FAKE_CREDENTIALS, "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_REGION"]
+        saved = {name: os.environ.get(name) for name in names}
+
+        def restore() -> None:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+        self.s.cleanups.append(restore)
+        os.environ.pop("AWS_PROFILE", None)
+        os.environ.update(FAKE_CREDENTIALS)
+        os.environ["AWS_REGION"] = FAKE_CREDENTIALS["AWS_DEFAULT_REGION"]
+
     def _client(self, service: str) -> Any:
         return boto3.client(service, endpoint_url=self.s.aws.endpoint_url, region_name="us-east-1",
                             aws_access_key_id="testing", aws_secret_access_key="testing",
