@@ -124,12 +124,13 @@ def start_change(db: sqlite_utils.Database, iam: Any, *, role_name: str, propose
 
 def rollback_change(db: sqlite_utils.Database, iam: Any, change_id: str, *, requested_by: str | None,
                     clock: Clock = utcnow) -> ChangeResult:
-    """Restore the role exactly to the change's before-image. Refused (with the reason) unless the change is
-    ``applied`` and no newer change of the same role is still in effect."""
+    """Restore the role exactly to the change's before-image. Refused (result state ``refused``, the reason in
+    the message; the change keeps its state) unless the change is ``applied`` and no newer change of the same
+    role is still in effect."""
     store = ChangeStore(db, clock)
     change = store.get(change_id)
     if change is None:
-        return ChangeResult(change_id, "unknown", "", f"no change {change_id!r}")
+        return ChangeResult(change_id, cs.REFUSED, "", f"no change {change_id!r}")
     refusal = {
         cs.ROLLED_BACK: f"change {change_id} was already rolled back (by {change.rolled_back_by or 'tighten'}, "
                         f"{change.updated_at}); nothing to do",
@@ -140,14 +141,14 @@ def rollback_change(db: sqlite_utils.Database, iam: Any, change_id: str, *, requ
         cs.ROLLING_BACK: f"change {change_id} is already rolling back; run resume to finish it",
     }.get(change.state)
     if refusal:
-        return ChangeResult(change_id, change.state, change.role_name, refusal)
+        return ChangeResult(change_id, cs.REFUSED, change.role_name, refusal)
     newer = store.newer_applied(change)
     if newer:
-        return ChangeResult(change_id, change.state, change.role_name,
+        return ChangeResult(change_id, cs.REFUSED, change.role_name,
                             f"role {change.role_name} has a newer change {newer[-1].id}; roll that back first")
     if not store.transition(change_id, cs.ROLLING_BACK, actor=requested_by, rolled_back_by=requested_by,
                             reason=f"rollback requested by {requested_by or 'tighten'}"):
-        return ChangeResult(change_id, change.state, change.role_name,
+        return ChangeResult(change_id, cs.REFUSED, change.role_name,
                             f"change {change_id} is being rolled back by someone else")
     return _run_rollback(store, iam, store.get(change_id) or change)
 

@@ -58,7 +58,8 @@ def test_apply_then_rollback_restores_role_exactly(db: Any, iam: Any) -> None:
     assert not [p for p in iam.list_policies(Scope="Local")["Policies"] if p["PolicyName"].startswith("tighten-")]
 
     again = rollback_change(db, iam, result.change_id, requested_by="U2")
-    assert again.state == cs.ROLLED_BACK and "already rolled back" in again.message
+    assert again.state == cs.REFUSED and "already rolled back" in again.message
+    assert store.get(result.change_id).state == cs.ROLLED_BACK
     actions = [e["action"] for e in store.audit.entries(result.change_id)]
     assert "change.applied" in actions and "change.rolled_back" in actions
 
@@ -215,7 +216,7 @@ def test_older_change_cannot_be_rolled_back_over_a_newer_one(db: Any, iam: Any) 
     first = _apply(db, iam)
     second = _apply(db, iam, docs=[INLINE])
     refused = rollback_change(db, iam, first.change_id, requested_by="U2")
-    assert refused.state == cs.APPLIED and second.change_id in refused.message
+    assert refused.state == cs.REFUSED and second.change_id in refused.message
     assert rollback_change(db, iam, second.change_id, requested_by="U2").state == cs.ROLLED_BACK
     assert rollback_change(db, iam, first.change_id, requested_by="U2").state == cs.ROLLED_BACK
     assert _state(iam, "app") == ([ADMIN], {"legacy": INLINE}, None)
