@@ -143,3 +143,24 @@ def test_serve_process_recovers_work_and_stops_cleanly_on_sigterm(tmp_path: Path
     assert check_queue.get(item.id).attempts == 2  # run once more after recovery, never twice concurrently
     check_db.conn.close()
     assert _run(["--config", str(path), "--healthcheck"]) == 1
+
+
+def test_slack_failure_at_start_runs_no_work(tmp_path: Path) -> None:
+    """Slack is checked (auth.test) before the jobs start: an unreachable Slack leaves the queue untouched."""
+    from bot.slack.app import make_client
+
+    cfg = load_config(_config(tmp_path))
+    db = open_db(cfg.db_path)
+    queue = WorkQueue(db)
+    item, _ = queue.enqueue("expire", {})
+    queue.claim("serve-deadhost-1")
+    unreachable = make_client(TOKEN, base_url="http://127.0.0.1:9/api/", max_retries=0)
+    service = serve.Service(cfg, "http", {"SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET},
+                            host="127.0.0.1", port=0, slack_client=unreachable)
+    with pytest.raises(Exception):  # noqa: B017 - whatever Bolt raises for a failed auth.test
+        service.start()
+    service.stop()
+    assert service.jobs is None
+    assert queue.get(item.id).state == "running" and queue.get(item.id).attempts == 1
+    assert TOKEN not in repr(service)
+    db.conn.close()

@@ -142,6 +142,7 @@ class Service:
         self.jobs: Any = None  # bot.jobs.scheduler.SchedulerService: APScheduler triggers + the worker thread
         self.slack_handler: Any = None  # SocketModeHandler
         self.http_server: Any = None  # BoltHttpServer
+        self._http_serving = False
         self.job_ctx: Any = None
         self.app_ctx: Any = None
         self.recovered: dict[str, Any] = {}
@@ -163,6 +164,17 @@ class Service:
                                   notifier=Notifier(client, self.app_ctx), worker_name=self.worker_name)
         if self.s3_client is not None:
             self.job_ctx.s3_client = self.s3_client
+        # Slack first: a bad token fails auth.test here, and the HTTP port is bound, before any work runs
+        app = build_app(self.app_ctx, signing_secret=self._secrets.get("SLACK_SIGNING_SECRET", ""), client=client)
+        if self.mode == "socket":
+            from bot.slack.app import socket_mode_handler
+
+            self.slack_handler = socket_mode_handler(app, self._secrets["SLACK_APP_TOKEN"])
+        else:
+            from bot.slack.app import BoltHttpServer
+
+            self.http_server = BoltHttpServer(app, self.host, self.port)
+
         # the scheduler service re-queues items a dead process left running and finishes interrupted IAM
         # changes before its worker thread takes anything
         self.jobs = (self.scheduler_factory or SchedulerService)(self.job_ctx)
@@ -170,17 +182,12 @@ class Service:
         self.recovered = dict(getattr(self.jobs, "recovered", {}))
         log.info("store %s ready (recovered %s); scheduler and worker running", self.cfg.db_path, self.recovered)
 
-        app = build_app(self.app_ctx, signing_secret=self._secrets.get("SLACK_SIGNING_SECRET", ""), client=client)
-        if self.mode == "socket":
-            from bot.slack.app import socket_mode_handler
-
-            self.slack_handler = socket_mode_handler(app, self._secrets["SLACK_APP_TOKEN"])
+        if self.slack_handler is not None:
             self.slack_handler.connect()
             log.info("connected to Slack over Socket Mode")
         else:
-            from bot.slack.app import BoltHttpServer
-
-            self.http_server = BoltHttpServer(app, self.host, self.port).start()
+            self.http_server.start()
+            self._http_serving = True
             log.info("listening for Slack on %s", self.http_server.url)
         self._heartbeat_thread = threading.Thread(target=self._heartbeat, name="tighten-heartbeat", daemon=True)
         self._heartbeat_thread.start()
@@ -215,7 +222,10 @@ class Service:
         if self.slack_handler is not None:
             _quietly(self.slack_handler.close, "Slack connection")
         if self.http_server is not None:
-            _quietly(self.http_server.stop, "HTTP server")
+            if self._http_serving:
+                _quietly(self.http_server.stop, "HTTP server")
+            else:  # bound but never served: shutdown() would wait forever for a loop that never ran
+                _quietly(self.http_server.server.server_close, "HTTP server")
         if self.jobs is not None:
             finished: list[bool] = []
             _quietly(lambda: finished.append(self.jobs.shutdown(timeout)), "scheduler and worker")
