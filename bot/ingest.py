@@ -17,11 +17,14 @@ object that cannot be read at all is reported in ``IngestReport.errors``, rememb
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -154,6 +157,15 @@ def _as_date(value: date | str | None) -> date | None:
     return date.fromisoformat(value[:10])
 
 
+def _pool_context() -> Any:
+    """``fork`` (cheapest) in a single-threaded process such as the CLI; ``forkserver`` when other threads
+    run (the bot's scheduler and Slack listeners), because forking a multi-threaded process can deadlock."""
+    methods = multiprocessing.get_all_start_methods()
+    if threading.active_count() == 1 and "fork" in methods:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
 def default_workers(n_objects: int) -> int:
     if n_objects < MIN_OBJECTS_FOR_POOL:
         return 1
@@ -219,20 +231,28 @@ def ingest(spec: str, index: UsageIndex, *, since: date | str | None = None, unt
         for task in _tasks(todo, read_errors, local_inline=False):
             collect(task[0], _work(task))
     else:
-        import multiprocessing
-
-        ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-        in_flight: deque[tuple[str, Future[_Parsed | str]]] = deque()
-        with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
-            # a bounded window of submitted objects keeps memory flat (S3 bytes are held until parsed)
-            for task in _tasks(todo, read_errors, local_inline=True):
-                in_flight.append((task[0], pool.submit(_work, task)))
-                if len(in_flight) >= n_workers * 4:
-                    key, fut = in_flight.popleft()
-                    collect(key, fut.result())
-            while in_flight:
-                key, fut = in_flight.popleft()
-                collect(key, fut.result())
+        in_flight: deque[tuple[tuple[str, int, str, bytes | None], Future[_Parsed | str]]] = deque()
+        tasks = _tasks(todo, read_errors, local_inline=True)
+        try:
+            with ProcessPoolExecutor(max_workers=n_workers, mp_context=_pool_context()) as pool:
+                # a bounded window of submitted objects keeps memory flat (S3 bytes are held until parsed)
+                for task in tasks:
+                    in_flight.append((task, pool.submit(_work, task)))
+                    if len(in_flight) >= n_workers * 4:
+                        task, fut = in_flight[0]
+                        collect(task[0], fut.result())
+                        in_flight.popleft()
+                while in_flight:
+                    task, fut = in_flight[0]
+                    collect(task[0], fut.result())
+                    in_flight.popleft()
+        except BrokenProcessPool:
+            # a worker died (killed, out of memory): finish the remaining objects in this process
+            report.workers = 1
+            for task in [t for t, _ in in_flight]:
+                collect(task[0], _work(task))
+            for task in tasks:
+                collect(task[0], _work(task))
     for key, err in read_errors.items():
         done += 1
         report.errors[key] = err

@@ -72,7 +72,7 @@ def test_local_tree_counts_and_incremental(tmp_path: Path, index: UsageIndex, wo
     assert (report.files_seen, report.files_read, report.files_already_ingested) == (5, 5, 0)
     assert report.usage_events == 7 and report.denied == 1 and report.principals == 1
     assert report.skipped["truncated_gzip"] == 1 and report.skipped["invalid_json"] == 2
-    assert report.skipped["missing_fields"] >= 1  # the {"x": 1} line
+    assert report.skipped["missing_fields"] + report.skipped["not_an_event"] >= 1  # the {"x": 1} line
     assert report.errors == {}
     assert seen[0] == (0, 5) and seen[-1] == (5, 5)
     rows = {(r.action, r.resource): r.count for r in index.usage(ROLE_ARN)}
@@ -155,3 +155,22 @@ def test_unreadable_object_reported_and_retried(index: UsageIndex, tmp_path: Pat
     retry = ingest(str(tmp_path), index, workers=1)
     assert (retry.files_read, retry.errors) == (1, {})
     assert index.ingest_errors() == []
+
+
+def test_pool_in_a_threaded_process_uses_a_safe_start_method(tmp_path: Path, index: UsageIndex) -> None:
+    import threading
+
+    from bot.ingest import _pool_context
+
+    make_tree(tmp_path)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        assert _pool_context().get_start_method() in ("forkserver", "spawn")
+        report = ingest(str(tmp_path), index, workers=2)
+    finally:
+        stop.set()
+        other.join()
+    assert (report.files_read, report.usage_events, report.denied, report.workers) == (5, 7, 1, 2)
+    assert [(r.action, r.count) for r in index.usage(ROLE_ARN)] == [("s3:GetObject", 6), ("s3:PutObject", 1)]
