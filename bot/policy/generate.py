@@ -101,7 +101,7 @@ def _is_arn(resource: str) -> bool:
     return resource.startswith("arn:") and resource.count(":") >= 5
 
 
-def _scope(action: str, resource: str, account: str, notes: list[str]) -> str:
+def _scope(action: str, resource: str, account: str, notes: list[str], misfits: dict[str, list[str]]) -> str:
     cat = catalog()
     if resource == ANY_RESOURCE or not cat.arn_formats(action):
         return "*"
@@ -115,7 +115,7 @@ def _scope(action: str, resource: str, account: str, notes: list[str]) -> str:
         return "*"
     if _is_arn(resource) and cat.arn_matches_action(action, resource):
         return resource
-    notes.append(f"{action}: granted on * because {resource!r} fits none of its resource types")
+    misfits[action].append(resource)
     return "*"
 
 
@@ -236,6 +236,7 @@ def generate_policy(usage_rows: Iterable[Any], allowlist_entries: Iterable[Any] 
     """
     cat = catalog()
     notes: list[str] = []
+    misfits: dict[str, list[str]] = defaultdict(list)
     wanted: dict[str, set[str]] = defaultdict(set)
     sources: dict[str, list[ActionSource]] = defaultdict(list)
     unknown: set[str] = set()
@@ -247,7 +248,8 @@ def generate_policy(usage_rows: Iterable[Any], allowlist_entries: Iterable[Any] 
         if action is None:
             unknown.add(row.action)
             continue
-        wanted[action].add(_scope(action, row.resource, str(getattr(row, "account", "") or ""), notes))
+        wanted[action].add(_scope(action, row.resource, str(getattr(row, "account", "") or ""), notes,
+                                   misfits))
         sources[action].append(ActionSource(
             kind="usage", resource=row.resource, count=int(getattr(row, "count", 0) or 0),
             last_seen=str(getattr(row, "last_seen", "") or ""), days_seen=int(getattr(row, "days_seen", 0) or 0),
@@ -289,8 +291,18 @@ def generate_policy(usage_rows: Iterable[Any], allowlist_entries: Iterable[Any] 
     if len(documents) > 1:
         notes.append(f"policy split into {len(documents)} documents to stay within {limit} characters each")
     return GeneratedPolicy(documents=documents, actions=sorted(granted), sources=dict(sources),
-                           notes=_dedupe(notes), resources=granted)
+                           notes=_dedupe(notes) + _misfit_notes(misfits), resources=granted)
 
 
 def _dedupe(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
+
+
+def _misfit_notes(misfits: dict[str, list[str]]) -> list[str]:
+    """One note per action whose observed resources fit none of its resource types."""
+    out = []
+    for action, resources in sorted(misfits.items()):
+        unique = sorted(set(resources))
+        more = f" (and {len(unique) - 1} more)" if len(unique) > 1 else ""
+        out.append(f"{action}: granted on * because {unique[0]!r}{more} fits none of its resource types")
+    return out
