@@ -9,6 +9,7 @@ Slack goes through ``notifier`` (``bot.slack.notify.Notifier``), which may be No
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,8 +50,8 @@ class JobContext:
     clock: Clock = utcnow
     iam_for: Callable[[str], Any] | None = None  # account id -> boto3 IAM client
     notifier: JobNotifier | None = None
-    aa_backend: Any = None  # Access Analyzer generator (bot.aws.access_analyzer), when configured
-    aa_quota: Any = None  # AccessAnalyzerQuota guarding aa_backend
+    aa_client_for: Callable[[str], Any] | None = None  # account id -> boto3 accessanalyzer client
+    sleep: Callable[[float], None] = time.sleep  # Access Analyzer polling waits (tests pass a no-op)
     s3_client: Any = None  # for an s3:// CloudTrail source (None: boto3 default client)
     ingest_workers: int = 1  # parse processes for ingest; 1 inside the threaded scheduler process (fork-safe)
     worker_name: str = "worker-1"
@@ -100,6 +101,15 @@ class JobContext:
     @property
     def scans(self) -> ScanCache:
         return self._get("scans", lambda: ScanCache(self.db, self.clock))
+
+    @property
+    def aa_quota(self) -> Any:
+        """Access Analyzer quota guard (``bot.aws.access_analyzer.AccessAnalyzerQuota``) on this store."""
+        from bot.aws.access_analyzer import AccessAnalyzerQuota
+
+        settings = self.config.access_analyzer
+        return self._get("aa_quota", lambda: AccessAnalyzerQuota(
+            self.db, concurrent=settings.max_concurrent, per_day=settings.max_per_day, clock=self.clock))
 
     @property
     def usage(self) -> UsageIndex:

@@ -189,7 +189,7 @@ def _may_hold_account(key: str, account: str) -> bool:
 
 def _generate(ctx: JobContext, snapshot: RoleSnapshot, rows: list[UsageRow], allowlist: list[Any],
               since: str, until: str) -> tuple[list[dict[str, Any]], list[str], str]:
-    if ctx.config.backend == "access-analyzer" and ctx.aa_backend is not None:
+    if ctx.config.backend == "access-analyzer":
         from bot.jobs.quota import generate_with_access_analyzer
 
         documents, notes = generate_with_access_analyzer(ctx, snapshot, since, until)

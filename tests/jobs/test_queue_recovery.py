@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 from collections import Counter
 from datetime import timedelta
 from typing import Any
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 
+from bot.config import AccessAnalyzerSettings
 from bot.jobs.context import JobContext
 from bot.jobs.planner import plan_scans
 from bot.jobs.worker import Worker
 from bot.store import scans as sc
 from bot.store.queue import DONE, RUNNING
-from bot.util.clock import iso, parse_iso
-from tests.jobs.conftest import Env, policy
+from bot.util.clock import parse_iso
+from tests.jobs.conftest import ACCOUNT, Env, policy
+
+TRAIL = f"arn:aws:cloudtrail:us-east-1:{ACCOUNT}:trail/main"
+ACCESS = f"arn:aws:iam::{ACCOUNT}:role/AccessAnalyzerTrailReader"
 
 
 class Crash(BaseException):
@@ -74,70 +81,47 @@ def test_restart_mid_queue_loses_nothing_and_runs_nothing_twice(env: Env) -> Non
     ctx.close()
 
 
-class CountingGenerator:
-    """Stands in for Access Analyzer's generation (moto has no Access Analyzer): records every generation."""
-
-    def __init__(self, clock: Any) -> None:
-        self.clock = clock
-        self.running = 0
-        self.max_running = 0
-        self.per_day: Counter[str] = Counter()
-
-    def generate(self, principal_arn: str, since: str, until: str) -> tuple[list[dict[str, Any]], list[str]]:
-        self.running += 1
-        self.max_running = max(self.max_running, self.running)
-        self.per_day[iso(self.clock())[:10]] += 1
-        self.running -= 1
-        return [policy("s3:ListAllMyBuckets")], []
-
-
-class DailyQuota:
-    """Concurrent + per-UTC-day limits in SQLite, the interface bot.jobs.quota expects (helper D's
-    AccessAnalyzerQuota had not landed when this was written)."""
-
-    def __init__(self, ctx: JobContext, concurrent: int, per_day: int) -> None:
-        self.ctx, self.concurrent, self.per_day = ctx, concurrent, per_day
-        ctx.db.conn.execute("CREATE TABLE IF NOT EXISTS test_aa (key TEXT PRIMARY KEY, day TEXT, active INT)")
-
-    def try_acquire(self, key: str) -> bool:
-        conn, day = self.ctx.db.conn, iso(self.ctx.clock())[:10]
-        conn.execute("BEGIN IMMEDIATE")
-        active = conn.execute("SELECT COUNT(*) FROM test_aa WHERE active = 1").fetchone()[0]
-        today = conn.execute("SELECT COUNT(*) FROM test_aa WHERE day = ?", [day]).fetchone()[0]
-        ok = active < self.concurrent and today < self.per_day
-        if ok:
-            conn.execute("INSERT INTO test_aa VALUES (?, ?, 1)", [key, day])
-        conn.execute("COMMIT")
-        return ok
-
-    def release(self, key: str) -> None:
-        self.ctx.db.conn.execute("UPDATE test_aa SET active = 0 WHERE key = ?", [key])
-
-    def next_slot(self) -> str:
-        """Next UTC midnight, when the daily count starts again."""
-        return iso(parse_iso(iso(self.ctx.clock())[:10] + "T00:00:00Z") + timedelta(days=1))
+def _generation(n: int, arn: str, clock: Any) -> dict[str, Any]:
+    return {"jobDetails": {"jobId": f"job-{n}", "status": "SUCCEEDED", "startedOn": clock()},
+            "generatedPolicyResult": {"properties": {"principalArn": arn, "isComplete": True},
+                                      "generatedPolicies": [{"policy": json.dumps(policy("s3:ListAllMyBuckets"))}]}}
 
 
 def test_access_analyzer_quota_never_exceeded_over_a_week(env: Env) -> None:
-    per_day = 3
-    env.ctx.config = dataclasses.replace(env.ctx.config, backend="access-analyzer")
-    generator = CountingGenerator(env.clock)
-    env.ctx.aa_backend = generator
-    env.ctx.aa_quota = DailyQuota(env.ctx, concurrent=1, per_day=per_day)
-    arns = [env.role(f"svc-{i:02d}", policy(["s3:*", "ec2:Describe*"])) for i in range(12)]
+    """12 roles, quota 1 concurrent / 3 per day, the worker waking every hour for a simulated week. Access
+    Analyzer is botocore's Stubber (no emulator implements it): exactly one start + one poll per generation is
+    queued, so any generation beyond those would fail the test."""
+    per_day, roles = 3, 12
+    env.ctx.config = dataclasses.replace(
+        env.ctx.config, backend="access-analyzer",
+        access_analyzer=AccessAnalyzerSettings(trail_arn=TRAIL, access_role_arn=ACCESS, max_concurrent=1,
+                                               max_per_day=per_day))
+    client = boto3.client("accessanalyzer", region_name="us-east-1")
+    stub = Stubber(client)
+    env.ctx.aa_client_for = lambda account: client
+    env.ctx.sleep = lambda seconds: env.clock.advance(seconds=seconds)  # a generation takes time
+    arns = [env.role(f"svc-{i:02d}", policy(["s3:*", "ec2:Describe*"])) for i in range(roles)]
     for arn in arns:
         env.use(arn, "s3:ListAllMyBuckets")
     plan_scans(env.ctx)
+    order = [i.payload["principal_arn"] for i in env.ctx.queue.pending("scan")]
+    for n, arn in enumerate(order):
+        stub.add_response("start_policy_generation", {"jobId": f"job-{n}"})
+        stub.add_response("get_generated_policy", _generation(n, arn, env.clock))
     worker = Worker(env.ctx, kinds=("scan",))
-    for _ in range(7 * 24):  # a simulated week, the worker waking every hour
-        worker.run_until_idle()
-        env.clock.advance(hours=1)
-    assert generator.max_running == 1
-    assert max(generator.per_day.values()) <= per_day
-    assert sum(generator.per_day.values()) == len(arns)  # everyone scanned within the week, once
-    results = Counter(r.result for r in env.ctx.scans.all())
-    assert results == Counter({sc.PROPOSED: len(arns)})
+    with stub:
+        for _ in range(7 * 24):
+            worker.run_until_idle()
+            env.clock.advance(hours=1)
+        stub.assert_no_pending_responses()
+
+    starts = sorted(parse_iso(r[0]) for r in env.ctx.db.conn.execute("SELECT started_at FROM aa_generations"))
+    assert len(starts) == roles  # every role generated exactly once within the week
+    for i, start in enumerate(starts):  # never more than per_day in any 24 hours
+        assert sum(1 for s in starts[i:] if s < start + timedelta(days=1)) <= per_day
+    assert env.ctx.db.conn.execute("SELECT COUNT(*) FROM aa_generations WHERE finished_at IS NULL").fetchone()[0] == 0
+    assert Counter(r.result for r in env.ctx.scans.all()) == Counter({sc.PROPOSED: roles})
     assert all(p.engine == "access-analyzer" for p in env.ctx.proposals.list())
-    deferred = [r for r in env.ctx.scans.history() if r.result == sc.DEFERRED]
-    assert deferred  # the quota did bite
+    assert any(r.result == sc.DEFERRED for r in env.ctx.scans.history())  # the quota did bite
     assert env.ctx.queue.pending("scan") == []
+    assert {i.state for i in env.ctx.queue.items(kind="scan", limit=1000)} == {DONE}
