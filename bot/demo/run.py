@@ -38,7 +38,15 @@ from bot.util.clock import utcnow
 #: The role whose proposal the demo approves, applies and rolls back (AdministratorAccess today).
 DEMO_ROLE = "ci-deployer"
 #: Roles the seed creates that must end up with a proposal.
-EXPECTED_PROPOSALS = ("ci-deployer", "data-analyst", "reporting-job")
+EXPECTED_PROPOSALS = ("ci-deployer", "data-analyst", "reporting-job", "orders-api-exec")
+#: The demo allowlist: the Lambda's log writes are not in this trail's logs, so without this entry the proposal
+#: for its execution role would drop them. Shows how the allowlist covers what CloudTrail does not show.
+ALLOWLIST = {"entries": [{
+    "action": "logs:PutLogEvents",
+    "resource": f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/lambda/orders-api:log-stream:*",
+    "principal": "orders-api-exec",
+    "reason": "the orders-api Lambda writes its logs with PutLogEvents, which this trail does not record",
+}]}
 DEMO_CHANNEL = "CDEMOREVIEW"
 DEMO_APPROVER = "UDEMOAPPROVER"
 LOOKBACK_DAYS = 30
@@ -191,14 +199,16 @@ class Demo:
             "scope": {"protected_roles": [BREAK_GLASS]},
             "slack": {"mode": "http", "review_channel": self.s.channel},
             "backend": {"engine": "local"},
+            "allowlist": "allowlist.yaml",
         }
+        (out / "allowlist.yaml").write_text("# Written by `tighten demo`.\n" + yaml.safe_dump(ALLOWLIST, sort_keys=False))
         path = out / "tighten.demo.yaml"
         path.write_text("# Written by `tighten demo`; validated like any config.\n"
                         + yaml.safe_dump(raw, sort_keys=False))
         self.s.config_path = path
         self.s.config = load_config(path)
         self.say(f"{path}: lookback {LOOKBACK_DAYS} days, {BREAK_GLASS} protected, approver {self.s.approver}, "
-                 f"channel {self.s.channel}")
+                 f"channel {self.s.channel}, allowlist {out / 'allowlist.yaml'}")
 
     def start_slack(self) -> None:
         from bot.demo.recording import RecordingClient
@@ -278,6 +288,12 @@ class Demo:
             check(bool(p.message_ts), f"{name}'s proposal was not posted to Slack")
             self.say(f"{name}: {p.id} — {p.summary}")
         self.s.proposals = by_role
+        allowed = ALLOWLIST["entries"][0]
+        granted = [st for doc in by_role["orders-api-exec"].documents for st in doc["Statement"]
+                   if allowed["action"] in _as_list(st["Action"])]
+        check(any(allowed["resource"] in _as_list(st["Resource"]) for st in granted),
+              f"the allowlisted {allowed['action']} is missing from orders-api-exec's proposal")
+        self.say(f"orders-api-exec keeps {allowed['action']} from the allowlist (not in the logs)")
 
     def show_messages(self) -> None:
         msg_dir = self.opts.out_dir / "messages"
@@ -494,6 +510,10 @@ def _buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
             if element.get("type") == "button":
                 out.append({**element, "block_id": block.get("block_id", "")})
     return out
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def _find_button(message: dict[str, Any], action_id: str) -> dict[str, Any] | None:
