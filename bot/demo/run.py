@@ -237,7 +237,7 @@ class Demo:
         report = ingest(self.s.seed.source, index, s3_client=self._client("s3"), workers=1)
         seed = self.s.seed
         self.say(f"{report.files_read} objects, {report.events} events, {report.usage_events} usage, "
-                 f"{report.denied} denied, {report.principals} principals in {report.seconds:.1f} s"
+                 f"{report.denied} denied (kept apart: not usage), {report.principals} principals in {report.seconds:.1f} s"
                  + (f"; skipped {dict(report.skipped)}" if report.skipped else ""))
         check(not report.errors, f"objects could not be read: {report.errors}")
         check(report.files_read == seed.objects, f"read {report.files_read} of {seed.objects} objects")
