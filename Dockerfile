@@ -12,7 +12,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     TIGHTEN_CONFIG=/config/tighten.yaml
 
 WORKDIR /app
-# Dependencies first (cached layer), then the package itself.
+# The package and its dependencies (pyproject.toml); tests, bench and docs stay out (.dockerignore).
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 RUN pip install . \
