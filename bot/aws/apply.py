@@ -94,6 +94,11 @@ def start_change(db: sqlite_utils.Database, iam: Any, *, role_name: str, propose
         return _refuse(store, snapshot, prior, proposal_id, requested_by, expected_policy_hash,
                        f"the proposal needs {len(documents)} managed policies; a role may hold "
                        f"{max_managed_policies}")
+    foreign = [n for n in names if prior.get(n) and prior[n]["description"] != _description(snapshot.name)]
+    if foreign:
+        return _refuse(store, snapshot, prior, proposal_id, requested_by, expected_policy_hash,
+                       f"policy {foreign[0]} already exists and was not created by Tighten for role "
+                       f"{snapshot.name}; not overwriting it")
     exclusion = (scope or Scope()).exclusion(snapshot)
     if exclusion:
         return _refuse(store, snapshot, prior, proposal_id, requested_by, expected_policy_hash,
@@ -261,8 +266,7 @@ def _put_managed_policy(iam: Any, role: RoleSnapshot, name: str, document: dict[
     except ClientError as exc:
         if _code(exc) != "NoSuchEntity":
             raise
-        created = iam.create_policy(PolicyName=name, PolicyDocument=text,
-                                    Description=f"Tighten least-privilege policy for role {role_name}")
+        created = iam.create_policy(PolicyName=name, PolicyDocument=text, Description=_description(role_name))
         return {"arn": created["Policy"]["Arn"], "version": created["Policy"]["DefaultVersionId"]}
     current = iam.get_policy_version(PolicyArn=arn, VersionId=meta["DefaultVersionId"])["PolicyVersion"]
     if canonical_json(as_document(current["Document"])) == canonical_json(document):
@@ -440,8 +444,14 @@ def _prior_managed_state(iam: Any, snapshot: RoleSnapshot, names: list[str], pre
             continue
         version = iam.get_policy_version(PolicyArn=arn, VersionId=meta["DefaultVersionId"])["PolicyVersion"]
         out[name] = {"arn": arn, "default_version_id": meta["DefaultVersionId"],
-                     "document": as_document(version["Document"])}
+                     "document": as_document(version["Document"]), "description": meta.get("Description", "")}
     return out
+
+
+def _description(role_name: str) -> str:
+    """Written on every policy Tighten creates; an existing policy without it is never overwritten (role names
+    such as ``app`` and ``app-2`` could otherwise share ``tighten-app-2``)."""
+    return f"Tighten least-privilege policy for role {role_name}"
 
 
 def _policy_exists(iam: Any, arn: str) -> bool:

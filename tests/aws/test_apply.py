@@ -238,3 +238,11 @@ def test_oversized_proposal_is_split_into_several_policies(db: Any, iam: Any) ->
 
 def test_unknown_change_and_unapplied_change(db: Any, iam: Any) -> None:
     assert "no change" in rollback_change(db, iam, "c-nothere", requested_by="U2").message
+
+
+def test_policy_not_created_by_tighten_for_this_role_is_never_overwritten(db: Any, iam: Any) -> None:
+    make_role(iam)
+    iam.create_policy(PolicyName="tighten-app", PolicyDocument=json.dumps(INLINE), Description="someone's")
+    result = _apply(db, iam)
+    assert result.state == cs.REFUSED and "not overwriting" in result.message
+    assert _state(iam, "app") == ([ADMIN], {"legacy": INLINE}, None)

@@ -131,7 +131,8 @@ def test_policies_allow_exactly_the_calls_the_code_makes(moto_endpoint: str) -> 
     make_role(setup, "app")
     setup.put_role_permissions_boundary(RoleName="app", PermissionsBoundary=ADMIN)
     make_role(setup, "web")
-    arn = setup.create_policy(PolicyName="tighten-web", PolicyDocument=json.dumps(INLINE))["Policy"]["Arn"]
+    arn = setup.create_policy(PolicyName="tighten-web", PolicyDocument=json.dumps(INLINE),
+                              Description="Tighten least-privilege policy for role web")["Policy"]["Arn"]
     for i in range(4):
         setup.create_policy_version(PolicyArn=arn, SetAsDefault=True, PolicyDocument=json.dumps(
             {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject",
