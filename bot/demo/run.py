@@ -26,6 +26,7 @@ from typing import Any
 import boto3
 import yaml
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.table import Table
@@ -124,10 +125,11 @@ class Demo:
                 try:
                     step()
                 except StepFailed as exc:
-                    self.console.print(f"[bold red]✗ step {number} failed:[/] {exc}")
+                    self.console.print(f"[bold red]✗ step {number} failed:[/] {escape(str(exc))}")
                     return 1
                 except Exception as exc:  # a bug or a missing piece: say where, exit 1
-                    self.console.print(f"[bold red]✗ step {number} failed with {type(exc).__name__}:[/] {exc}")
+                    self.console.print(f"[bold red]✗ step {number} failed with {type(exc).__name__}:[/] "
+                                       f"{escape(str(exc))}")
                     self.console.print(traceback.format_exc(limit=6), style="dim", markup=False, highlight=False)
                     return 1
                 self.console.print("[green]✓ done[/]")
