@@ -237,10 +237,22 @@ def handle_digest(ctx: JobContext, item: WorkItem) -> dict[str, Any]:
 
 
 def handle_watch(ctx: JobContext, item: WorkItem) -> dict[str, Any]:
+    """Denials after applied changes; also posts pending proposals whose review message never went out."""
     from bot.jobs.watch import watch_applied_changes
 
     alerts = watch_applied_changes(ctx)
-    return {"result": "watched", "alerts": len(alerts)}
+    return {"result": "watched", "alerts": len(alerts), "reposted": len(post_unposted_proposals(ctx))}
+
+
+def post_unposted_proposals(ctx: JobContext) -> list[str]:
+    """Pending proposals without a review message (Slack was down, or a worker ran without Slack): post them."""
+    if ctx.notifier is None:
+        return []
+    posted = []
+    for proposal in ctx.proposals.list(states=(ps.PENDING,), limit=100_000):
+        if not proposal.message_ts and ctx.notifier.post_proposal(proposal.id):
+            posted.append(proposal.id)
+    return posted
 
 
 def handle_expire(ctx: JobContext, item: WorkItem) -> dict[str, Any]:
