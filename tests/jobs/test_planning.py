@@ -118,3 +118,27 @@ def test_off_hours_window(clock) -> None:  # type: ignore[no-untyped-def]
     assert next_off_hours_start(window, datetime(2026, 1, 5, 12, 0, tzinfo=UTC)) == datetime(2026, 1, 5, 22, 0,
                                                                                              tzinfo=UTC)
     assert next_off_hours_start(None, datetime(2026, 1, 5, 12, 0, tzinfo=UTC)) is None
+
+
+def test_allowlist_change_invalidates_cache_and_follow_up_includes_action(env: Env) -> None:
+    from bot.policy.allowlist import load_allowlist
+
+    arn = env.role("reporting", policy("s3:*"))
+    env.use(arn, "s3:ListAllMyBuckets")
+    plan_scans(env.ctx)
+    Worker(env.ctx, kinds=("scan",)).run_until_idle()
+    first = env.ctx.proposals.latest(arn)
+    assert first is not None and "s3:GetObject" not in json.dumps(first.documents)
+    plan_scans(env.ctx)
+    assert env.ctx.queue.pending("scan") == []  # cached
+
+    allowlist = load_allowlist(None)
+    allowlist.add(arn, "s3:GetObject", "arn:aws:s3:::reports/*", "needed at month end")
+    allowlist.save(env.ctx.config.allowlist_path)  # what the "Allow s3:GetObject" button does
+    plan_scans(env.ctx)
+    assert [i.payload["principal_arn"] for i in env.ctx.queue.pending("scan")] == [arn]
+    Worker(env.ctx, kinds=("scan",)).run_until_idle()
+    follow_up = env.ctx.proposals.latest(arn)
+    assert follow_up is not None and follow_up.id != first.id
+    assert "arn:aws:s3:::reports/*" in json.dumps(follow_up.documents)
+    assert env.ctx.proposals.get(first.id).state == "superseded"  # type: ignore[union-attr]
