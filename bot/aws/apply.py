@@ -80,7 +80,10 @@ def start_change(db: sqlite_utils.Database, iam: Any, *, role_name: str, propose
     touched), ``refused`` (out of scope / IAM limit: nothing touched) or ``failed`` (AWS refused a step; the
     role was restored to its before-image)."""
     store = ChangeStore(db, clock)
-    snapshot = get_role_snapshot(iam, role_name)
+    try:
+        snapshot = get_role_snapshot(iam, role_name)
+    except ClientError as exc:
+        return ChangeResult(None, cs.REFUSED, role_name, f"cannot read role {role_name}: {_error_text(exc)}")
     try:
         documents = fit_documents(proposed_documents)
     except PolicyTooLarge as exc:

@@ -236,8 +236,11 @@ def test_oversized_proposal_is_split_into_several_policies(db: Any, iam: Any) ->
     assert _state(iam, "app") == ([ADMIN], {"legacy": INLINE}, None)
 
 
-def test_unknown_change_and_unapplied_change(db: Any, iam: Any) -> None:
+def test_unknown_change_and_missing_role_are_refused(db: Any, iam: Any) -> None:
     assert "no change" in rollback_change(db, iam, "c-nothere", requested_by="U2").message
+    result = start_change(db, iam, role_name="ghost", proposed_documents=[PROPOSED], expected_policy_hash="x",
+                          proposal_id=None, requested_by="U1")
+    assert result.state == cs.REFUSED and "NoSuchEntity" in result.message and result.change_id is None
 
 
 def test_policy_not_created_by_tighten_for_this_role_is_never_overwritten(db: Any, iam: Any) -> None:
