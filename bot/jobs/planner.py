@@ -85,12 +85,10 @@ def plan_scans(ctx: JobContext, accounts: list[str] | None = None) -> list[Plann
             _remember(ctx, excluded.snapshot, in_scope=False, reason=excluded.reason, warnings=[])
         for snapshot in inventory.in_scope:
             _remember(ctx, snapshot, in_scope=True, reason=None, warnings=inventory.warnings.get(snapshot.arn, []))
-            plans.append(_rank(ctx, snapshot, since, now))
+            plans.append(_cached(ctx, snapshot, since) or _rank(ctx, snapshot, since, now))
     assign_priorities(plans)
     for plan in plans:
-        fingerprint = scan_fingerprint(ctx, plan.principal_arn, since)
-        if plan.skipped is None and ctx.scans.is_fresh(plan.principal_arn, plan.policy_hash, fingerprint):
-            plan.skipped = "unchanged since the last scan (policy and usage)"
+        if plan.skipped is not None:
             continue
         item, created = ctx.queue.enqueue(
             SCAN, {"account": plan.account, "principal_arn": plan.principal_arn}, priority=plan.priority,
@@ -128,6 +126,20 @@ def next_off_hours_start(off_hours: OffHours | None, now: datetime) -> datetime 
     if candidate <= local:
         candidate += timedelta(days=1)
     return candidate.astimezone(now.tzinfo)
+
+
+def _cached(ctx: JobContext, snapshot: RoleSnapshot, since: str) -> PlannedScan | None:
+    """The plan of a role whose last settled scan saw this very policy and usage: skipped, no ranking needed
+    (expanding AdministratorAccess for every role on every plan would dominate the planner's time)."""
+    policy_hash = snapshot.policy_hash()
+    if not ctx.scans.is_fresh(snapshot.arn, policy_hash, scan_fingerprint(ctx, snapshot.arn, since)):
+        return None
+    record = ctx.scans.get(snapshot.arn)
+    assert record is not None
+    unused = record.detail.get("unused")
+    return PlannedScan(account=snapshot.account, principal_arn=snapshot.arn, role_name=snapshot.name, priority=0,
+                       risk_score=record.risk_score, unused=int(unused) if unused is not None else 0,
+                       policy_hash=policy_hash, skipped="unchanged since the last scan (policy and usage)")
 
 
 def _rank(ctx: JobContext, snapshot: RoleSnapshot, since: str, now: datetime) -> PlannedScan:

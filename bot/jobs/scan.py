@@ -75,6 +75,8 @@ def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by:
     fingerprint = scan_fingerprint(ctx, snapshot.arn, since)
     policy_hash = snapshot.policy_hash()
 
+    unused: int | None = None
+
     def settle(result: str, message: str, **kw: Any) -> ScanOutcome:
         outcome = ScanOutcome(principal_arn=snapshot.arn, result=result, message=message, **kw)
         proposal = outcome.proposal
@@ -82,7 +84,7 @@ def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by:
                          usage_fingerprint=fingerprint, result=result,
                          proposal_id=proposal.id if proposal else None, risk_score=outcome.risk_score,
                          detail={"message": message, "notes": outcome.notes, "requested_by": requested_by,
-                                 "work_item": work_item})
+                                 "work_item": work_item, "unused": unused})
         ctx.audit.record(requested_by or "tighten", f"scan.{result}", snapshot.arn, message=message,
                          proposal_id=proposal.id if proposal else None)
         ctx.count(f"scan.{result}")
@@ -106,6 +108,7 @@ def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by:
                                      boundary)
     used_actions = {r.action for r in rows}
     risk = risk_score(current, used_actions, snapshot.last_used, now)
+    unused = len(current.actions() - used_actions)
 
     changes = tightening(current, proposed)
     if not changes["removed"] and not changes["narrowed"]:
