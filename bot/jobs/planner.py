@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.aws.inventory import RoleSnapshot, Scope, list_role_snapshots
-from bot.config import Config, OffHours
+from bot.aws.inventory import RoleSnapshot, list_role_snapshots
+from bot.config import OffHours
 from bot.jobs.context import JobContext
-from bot.jobs.scan import scan_fingerprint
+from bot.jobs.scan import scan_fingerprint, scope_from_config
 from bot.policy.expand import effective_permissions
 from bot.policy.model import parse_policy
 from bot.policy.risk import risk_score
@@ -44,11 +44,6 @@ class PlannedScan:
     reasons: list[str] = field(default_factory=list)
     skipped: str | None = None  # why no scan was queued (cache fresh, already queued)
     work_item_id: int | None = None
-
-
-def scope_from_config(config: Config) -> Scope:
-    return Scope(protected_role_names=config.protected_roles, protected_tags=config.protected_tags,
-                 own_role_arns=config.own_role_arns, lookback_days=config.lookback_days)
 
 
 def rank_key(plan: PlannedScan) -> tuple[int, float, int, str]:

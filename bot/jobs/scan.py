@@ -21,7 +21,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.aws.inventory import RoleSnapshot, get_role_snapshot
+from bot.aws.inventory import RoleSnapshot, Scope, get_role_snapshot
+from bot.config import Config
 from bot.jobs.context import JobContext
 from bot.policy.allowlist import AllowEntry, load_allowlist
 from bot.policy.coverage import coverage_warnings
@@ -90,6 +91,10 @@ def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by:
         ctx.count(f"scan.{result}")
         return outcome
 
+    exclusion = scope_from_config(ctx.config).exclusion(snapshot)
+    if exclusion:
+        return settle(sc.EXCLUDED, f"not proposing for {snapshot.name}: out of scope ({exclusion})")
+
     problem = usage_incomplete(ctx, snapshot, since)
     if problem:
         return settle(sc.INCOMPLETE, f"not proposing for {snapshot.name}: {problem}", notes=[problem])
@@ -141,6 +146,11 @@ def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by:
                   proposal=proposal, risk_score=risk.score, risk_tier=risk.tier, notes=notes)
 
 
+def scope_from_config(config: Config) -> Scope:
+    return Scope(protected_role_names=config.protected_roles, protected_tags=config.protected_tags,
+                 own_role_arns=config.own_role_arns, lookback_days=config.lookback_days)
+
+
 def scan_fingerprint(ctx: JobContext, principal_arn: str, since: str) -> str:
     """Everything besides the role's policies that a scan's result depends on: the principal's usage from
     ``since`` on and its allowlist entries (an "Allow <action>" click must invalidate the cache too)."""
@@ -172,7 +182,7 @@ def usage_incomplete(ctx: JobContext, snapshot: RoleSnapshot, since: str) -> str
     if errors:
         return (f"{len(errors)} CloudTrail object(s) could not be read (e.g. {errors[0]}); usage would be "
                 "undercounted, so nothing is proposed until they are ingested")
-    if not ctx.usage.ingested():
+    if ctx.usage.db.conn.execute("SELECT 1 FROM ingested_objects LIMIT 1").fetchone() is None:
         return "no CloudTrail logs have been ingested yet"
     last_activity = ctx.usage.last_activity(snapshot.arn)
     if snapshot.last_used and snapshot.last_used >= since and not last_activity:

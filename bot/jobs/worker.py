@@ -18,6 +18,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from bot.jobs.context import JobContext
 from bot.store import changes as cs
 from bot.store import proposals as ps
@@ -114,7 +116,12 @@ def handle_scan(ctx: JobContext, item: WorkItem) -> dict[str, Any]:
             if ctx.notifier is not None and not proposal.message_ts and proposal.state == ps.PENDING:
                 result["posted"] = bool(ctx.notifier.post_proposal(proposal.id))
         return result
-    outcome = run_scan(ctx, account, arn, requested_by=requested_by, work_item=item.id)
+    try:
+        outcome = run_scan(ctx, account, arn, requested_by=requested_by, work_item=item.id)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
+            raise
+        return {"result": "role not found", "message": f"{arn} no longer exists"}  # deleted: nothing to retry
     result = {"result": outcome.result, "message": outcome.message}
     if outcome.proposal is not None:
         result["proposal_id"] = outcome.proposal.id
@@ -140,7 +147,7 @@ def _scan_done_by(ctx: JobContext, item: WorkItem) -> sc.ScanRecord | None:
 
 def handle_apply(ctx: JobContext, item: WorkItem) -> dict[str, Any]:
     from bot.aws.apply import start_change
-    from bot.jobs.planner import scope_from_config
+    from bot.jobs.scan import scope_from_config
 
     proposal_id = item.payload["proposal_id"]
     approved_by = item.payload.get("approved_by") or item.requested_by

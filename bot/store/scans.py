@@ -8,7 +8,8 @@ treated as fresh.
 
 Results: ``proposed`` (a proposal was created), ``already_tight`` (the proposal equals the current permissions),
 ``incomplete`` (usage data incomplete for the window: fail closed, nothing proposed), ``deferred`` (the Access
-Analyzer quota was used up), ``failed`` (an error). Every scan also appends a row to ``scan_history``.
+Analyzer quota was used up), ``excluded`` (the role is out of scope: service-linked, protected, Tighten's own),
+``failed`` (an error). Every scan also appends a row to ``scan_history``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ PROPOSED = "proposed"
 ALREADY_TIGHT = "already_tight"
 INCOMPLETE = "incomplete"
 DEFERRED = "deferred"
+EXCLUDED = "excluded"
 FAILED = "failed"
 
 #: Results that settle a principal until its policy or usage changes.

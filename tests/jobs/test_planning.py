@@ -142,3 +142,22 @@ def test_allowlist_change_invalidates_cache_and_follow_up_includes_action(env: E
     assert follow_up is not None and follow_up.id != first.id
     assert "arn:aws:s3:::reports/*" in json.dumps(follow_up.documents)
     assert env.ctx.proposals.get(first.id).state == "superseded"  # type: ignore[union-attr]
+
+
+def test_out_of_scope_and_deleted_roles(env: Env) -> None:
+    import dataclasses
+
+    arn = env.role("break-glass", policy("iam:*"))
+    env.use(arn, "iam:ListRoles")
+    env.ctx.config = dataclasses.replace(env.ctx.config, protected_roles=("break-*",))
+    outcome = run_scan(env.ctx, ACCOUNT, arn, requested_by="U0ALICE001")
+    assert outcome.result == sc.EXCLUDED and "protected role" in outcome.message
+    assert plan_scans(env.ctx) == [] and env.ctx.roles.get(arn).in_scope is False  # type: ignore[union-attr]
+
+    gone = env.role("gone", policy("s3:*"))
+    env.ctx.queue.enqueue("scan", {"account": ACCOUNT, "principal_arn": gone})
+    env.iam.delete_role_policy(RoleName="gone", PolicyName="gone-inline")
+    env.iam.delete_role(RoleName="gone")
+    Worker(env.ctx, kinds=("scan",)).run_until_idle()
+    (item,) = env.ctx.queue.items(kind="scan")
+    assert item.state == "done" and item.result == {"result": "role not found", "message": f"{gone} no longer exists"}
