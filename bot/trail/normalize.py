@@ -121,6 +121,17 @@ def partition_of(region: str) -> str:
 
 
 def _condition(lhs: str, op: str, rhs: str) -> Callable[[Any, Ctx], bool]:
+    if op in ("Exists", "NotExists") and lhs.isalnum():
+        # hot (S3 HeadObject/GetObject VersionId): the camelCase or PascalCase spelling, no case-folding scan
+        camel = lhs[:1].lower() + lhs[1:]
+        want = op == "Exists"
+
+        def exists(params: Any, ctx: Ctx) -> bool:
+            present = params.__class__ is dict and (
+                params.get(camel) not in (None, "") or params.get(lhs) not in (None, ""))
+            return present is want
+
+        return exists
     value = compile_template("${" + lhs + "}")[0]
     rhs_low = rhs.lower()
     tests: dict[str, Callable[[list[str]], bool]] = {
@@ -141,11 +152,17 @@ def _condition(lhs: str, op: str, rhs: str) -> Callable[[Any, Ctx], bool]:
 
 class _ActionPlan:
     __slots__ = ("action", "has_types", "condition", "builders", "match_builders", "any_use", "unknown_use", "cat",
-                 "optional", "static", "formats", "guard")
+                 "optional", "static", "formats", "guard", "fits_memo", "use_memo", "run")
 
     def __init__(self, entry: dict[str, Any], cat: Catalog) -> None:
+        self._setup(entry, cat)
+        self.run: Callable[[Any, Ctx, Any, list[ActionUse]], None] = self._runner()
+
+    def _setup(self, entry: dict[str, Any], cat: Catalog) -> None:
         self.cat = cat
         self.formats: tuple[re.Pattern[str], ...] | None = None
+        self.fits_memo: dict[str, bool] = {}
+        self.use_memo: dict[str, ActionUse] = {}
         self.action: str = entry["a"]
         act = cat.action(self.action)
         self.has_types = bool(act and act.supports_resource_arns)
@@ -191,10 +208,17 @@ class _ActionPlan:
             (self.match_builders if needs_match else self.builders).append(fn)
 
     def fits(self, arn: str) -> bool:
-        """Does ``arn`` fit one of the action's ARN formats?"""
+        """Does ``arn`` fit one of the action's ARN formats? (memoized per ARN, bounded)"""
+        known = self.fits_memo.get(arn)
+        if known is not None:
+            return known
         if self.formats is None:
             self.formats = tuple(arn_format_regex(rt.arn) for rt in self.cat.arn_formats(self.action))
-        return any(rx.fullmatch(arn) for rx in self.formats)
+        result = any(rx.fullmatch(arn) for rx in self.formats)
+        if len(self.fits_memo) > 4096:
+            self.fits_memo.clear()
+        self.fits_memo[arn] = result
+        return result
 
     def uses(self, params: Any, ctx: Ctx, resources: Any, out: list[ActionUse]) -> None:
         guard = self.guard
@@ -220,15 +244,51 @@ class _ActionPlan:
             if not self.optional:
                 out.append(self.unknown_use)
             return
-        action = self.action
+        memo = self.use_memo
+        if len(arns) == 1:
+            arn = arns[0]
+            use = memo.get(arn)
+            if use is None:
+                use = self._new_use(arn)
+            out.append(use)
+            return
         seen: set[str] = set()
         for arn in arns:
-            if not arn.startswith("arn:"):
-                # "*" (not observable) or a bare id where a template expected an ARN parameter
-                arn = UNKNOWN_RESOURCE
-            if arn not in seen:
-                seen.add(arn)
-                out.append(ActionUse(action, arn))
+            use = memo.get(arn)
+            if use is None:
+                use = self._new_use(arn)
+            if use.resource not in seen:
+                seen.add(use.resource)
+                out.append(use)
+
+    def _runner(self) -> Callable[[Any, Ctx, Any, list[ActionUse]], None]:
+        """The hot shape (one ARN template, no guard/condition) gets a lean closure; others use ``uses``."""
+        if not (self.has_types and len(self.builders) == 1 and not self.match_builders
+                and self.guard is None and self.condition is None):
+            return self.uses
+        builder = self.builders[0]
+        memo = self.use_memo
+        new_use = self._new_use
+        general = self.uses
+
+        def run(params: Any, ctx: Ctx, resources: Any, out: list[ActionUse]) -> None:
+            arns = builder(params, ctx)
+            if len(arns) == 1:
+                use = memo.get(arns[0])
+                out.append(use if use is not None else new_use(arns[0]))
+            else:
+                general(params, ctx, resources, out)
+
+        return run
+
+    def _new_use(self, arn: str) -> ActionUse:
+        """ActionUse objects are immutable: reuse one per ARN (frozen dataclasses are slow to build)."""
+        # "*" (not observable) or a bare id where a template expected an ARN parameter: unknown
+        use = ActionUse(self.action, arn) if arn.startswith("arn:") else self.unknown_use
+        if len(self.use_memo) > 8192:
+            self.use_memo.clear()
+        self.use_memo[arn] = use
+        return use
 
 
 def _passrole_observable(entry: dict[str, Any]) -> bool:
@@ -345,7 +405,7 @@ class Normalizer:
             uses = []
             resources = raw.get("resources")
             for ap in plan.actions:  # type: ignore[union-attr]
-                ap.uses(params, ctx, resources, uses)
+                ap.run(params, ctx, resources, uses)
             if plan.dedupe and len(uses) > 1:  # type: ignore[union-attr]
                 uses = list(dict.fromkeys(uses))
         error = raw.get("errorCode")
