@@ -31,6 +31,7 @@ Rules, in order:
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections import defaultdict
@@ -40,7 +41,7 @@ from typing import Any
 
 import orjson
 
-from bot.policy.catalog import catalog
+from bot.policy.catalog import arn_format_regex, catalog
 from bot.trail.records import ANY_RESOURCE, UNKNOWN_RESOURCE
 
 POLICY_VERSION = "2012-10-17"
@@ -101,9 +102,24 @@ def _is_arn(resource: str) -> bool:
     return resource.startswith("arn:") and resource.count(":") >= 5
 
 
+@functools.lru_cache(maxsize=8192)
+def _canonical(action: str) -> str | None:
+    return catalog().canonical(action)
+
+
+@functools.lru_cache(maxsize=8192)
+def _arn_patterns(action: str) -> tuple[re.Pattern[str], ...]:
+    """Compiled ARN formats the (canonical) action accepts; empty when it takes only ``*``."""
+    return tuple(arn_format_regex(rt.arn) for rt in catalog().arn_formats(action))
+
+
+def _fits(action: str, arn: str) -> bool:
+    """Same answer as ``catalog().arn_matches_action``, with the per-action lookups cached."""
+    return any(rx.fullmatch(arn) for rx in _arn_patterns(action))
+
+
 def _scope(action: str, resource: str, account: str, notes: list[str], misfits: dict[str, list[str]]) -> str:
-    cat = catalog()
-    if resource == ANY_RESOURCE or not cat.arn_formats(action):
+    if resource == ANY_RESOURCE or not _arn_patterns(action):
         return "*"
     if resource == UNKNOWN_RESOURCE or not resource:
         if action == "iam:PassRole" and account.isdigit():
@@ -113,7 +129,7 @@ def _scope(action: str, resource: str, account: str, notes: list[str], misfits: 
             return pattern
         notes.append(f"{action}: granted on * because the resource ARN was not in the logs")
         return "*"
-    if _is_arn(resource) and cat.arn_matches_action(action, resource):
+    if _is_arn(resource) and _fits(action, resource):
         return resource
     misfits[action].append(resource)
     return "*"
@@ -156,7 +172,7 @@ def _generalize(action: str, arns: set[str], options: GenerateOptions, notes: li
         is_s3_object = head.startswith("arn:") and head.split(":")[2] == "s3"
         pattern = f"{head}{prefix}*"
         collapse = 0 < options.collapse_threshold < len(rests)
-        if (prefix or is_s3_object or collapse) and catalog().arn_matches_action(action, pattern):
+        if (prefix or is_s3_object or collapse) and _fits(action, pattern):
             out.add(pattern)
             notes.append(f"{action}: {len(rests)} ARNs under {head}{prefix} generalized to {pattern}")
         else:
@@ -184,45 +200,66 @@ def _document(statements: list[dict[str, Any]]) -> dict[str, Any]:
     return {"Version": POLICY_VERSION, "Statement": statements}
 
 
-def _chunks(items: list[str], fits: Any) -> list[list[str]]:
-    """Greedy in-order chunks of ``items`` such that ``fits(chunk)`` holds (a single item always forms one)."""
+def _json_size(value: Any) -> int:
+    return len(_WS.sub("", orjson.dumps(value).decode()))
+
+
+def _greedy(items: list[str], base: int, limit: int) -> list[list[str]]:
+    """In-order chunks of ``items`` so that ``base`` + the chunk as a JSON list's elements stays within
+    ``limit`` (``base`` = the document's size with an empty list). A single item always forms a chunk.
+    Exact arithmetic: a list's size grows by each element's JSON size plus one comma between elements."""
     out: list[list[str]] = []
     cur: list[str] = []
+    total = 0
     for item in items:
-        if cur and not fits([*cur, item]):
+        size = _json_size(item)
+        extra = size + (1 if cur else 0)
+        if cur and base + total + extra > limit:
             out.append(cur)
-            cur = []
+            cur, total, extra = [], 0, size
         cur.append(item)
+        total += extra
     if cur:
         out.append(cur)
     return out
 
 
 def _split_statement(sid: str, actions: list[str], resources: list[str], limit: int) -> list[dict[str, Any]]:
-    """Split one statement whose own document exceeds ``limit`` by resources, then by actions."""
-    def ok(acts: list[str], res: list[str]) -> bool:
-        return document_size(_document([_statement(sid + "Part999", acts, res)])) <= limit
+    """Split one statement whose own document exceeds ``limit``: by resources, then (if even one resource
+    with all actions is too large) by actions first."""
+    def size(acts: list[str], res: list[str]) -> int:
+        return document_size(_document([_statement(sid + "Part999", acts, res)]))
 
-    if ok(actions, resources):
+    if size(actions, resources) <= limit:
         return [_statement(sid, actions, resources)]
-    # Resources first: half the action list leaves room for resource chunks when actions are long too.
-    action_parts = [actions] if ok(actions, resources[:1]) else _chunks(actions, lambda c: ok(c, resources[:1]))
+    if resources == ["*"]:  # "Resource": "*" is a string: only the actions can be split
+        return [_statement(f"{sid}Part{i + 1}", acts, resources)
+                for i, acts in enumerate(_greedy(actions, size([], resources), limit))]
+    first = resources[:1]
+    action_parts = [actions] if size(actions, first) <= limit else _greedy(actions, size([], first), limit)
     out: list[dict[str, Any]] = []
     for acts in action_parts:
-        for res in _chunks(resources, lambda c, acts=acts: ok(acts, c)):
+        for res in _greedy(resources, size(acts, []), limit):
             out.append(_statement(f"{sid}Part{len(out) + 1}", acts, res))
     return out
 
 
 def _pack(statements: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """First fit, in order (deterministic), by exact sizes: a document is its empty size plus its
+    statements' sizes plus the commas between them."""
+    empty = document_size(_document([]))
     docs: list[list[dict[str, Any]]] = []
+    totals: list[int] = []
     for st in statements:
-        for doc in docs:  # first fit, in order: deterministic
-            if document_size(_document([*doc, st])) <= limit:
+        size = _json_size(st)
+        for i, doc in enumerate(docs):
+            if empty + totals[i] + 1 + size <= limit:
                 doc.append(st)
+                totals[i] += 1 + size
                 break
         else:
             docs.append([st])
+            totals.append(size)
     return [_document(d) for d in docs]
 
 
@@ -234,7 +271,6 @@ def generate_policy(usage_rows: Iterable[Any], allowlist_entries: Iterable[Any] 
     ``days_seen``, ``invoked_by`` used for sources when present). ``allowlist_entries``: ``AllowEntry``-like
     objects with ``action``, ``resource``, ``reason``.
     """
-    cat = catalog()
     notes: list[str] = []
     misfits: dict[str, list[str]] = defaultdict(list)
     wanted: dict[str, set[str]] = defaultdict(set)
@@ -244,7 +280,7 @@ def generate_policy(usage_rows: Iterable[Any], allowlist_entries: Iterable[Any] 
     for row in usage_rows:
         if getattr(row, "denied", False):
             continue
-        action = cat.canonical(row.action)
+        action = _canonical(row.action)
         if action is None:
             unknown.add(row.action)
             continue
@@ -255,12 +291,12 @@ def generate_policy(usage_rows: Iterable[Any], allowlist_entries: Iterable[Any] 
             last_seen=str(getattr(row, "last_seen", "") or ""), days_seen=int(getattr(row, "days_seen", 0) or 0),
             invoked_by=getattr(row, "invoked_by", None)))
     for entry in allowlist_entries:
-        action = cat.canonical(entry.action)
+        action = _canonical(entry.action)
         if action is None:
             unknown.add(entry.action)
             continue
         resource = entry.resource or "*"
-        wanted[action].add(resource if resource == "*" or cat.arn_formats(action) else "*")
+        wanted[action].add(resource if resource == "*" or _arn_patterns(action) else "*")
         sources[action].append(ActionSource(kind="allowlist", resource=resource, reason=entry.reason or ""))
     for name in sorted(unknown):
         notes.append(f"{name}: not an IAM action in the catalog; not granted")

@@ -180,3 +180,18 @@ def test_collapse_threshold_for_paths_without_common_prefix() -> None:
     assert len(grants(generate_policy(keys))["kms:Decrypt"]) == 30  # default: exact ARNs
     collapsed = generate_policy(keys, options=GenerateOptions(collapse_threshold=20))
     assert grants(collapsed)["kms:Decrypt"] == ["arn:aws:kms:us-east-1:111122223333:key/*"]
+
+
+@pytest.mark.parametrize("limit", [400, 1000, 6144])
+def test_sizes_are_exact_for_any_limit(limit: int) -> None:
+    rows = [Row("kms:Decrypt", f"arn:aws:kms:us-east-1:111122223333:key/{i:08x}-0000") for i in range(60)]
+    rows += [Row(a.full_name, ANY_RESOURCE) for a in catalog().actions_of("ec2")[:120]]
+    rows += [Row("s3:ListBucket", f"arn:aws:s3:::b-{i}") for i in range(30)]
+    p = generate_policy(rows, options=GenerateOptions(max_document_chars=limit))
+    sizes = [document_size(d) for d in p.documents]
+    assert max(sizes) <= limit
+    if limit < 6144:
+        assert max(sizes) > limit * 0.8  # packing is tight, not merely safe
+    g = grants(p)
+    assert g["kms:Decrypt"] == sorted(r.resource for r in rows[:60])
+    assert set(g) == {r.action for r in rows}
