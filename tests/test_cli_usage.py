@@ -80,3 +80,21 @@ def test_bad_inputs(tmp_path: Path, logs: Path, capsys: pytest.CaptureFixture) -
     assert "unknown IAM action 'signin:ConsoleLogin'" in capsys.readouterr().err
     assert run(["principals", "--db", str(tmp_path / "empty.db")]) == 0
     assert "no principals" in capsys.readouterr().err
+
+
+def test_ingest_and_generate_from_s3_org_trail(moto_endpoint: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    import boto3
+
+    from tests.test_ingest import _put_org_trail
+
+    _put_org_trail(boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1"), "trail")
+    db = str(tmp_path / "s3.db")
+    assert run(["ingest", "--cloudtrail", "s3://trail", "--endpoint-url", moto_endpoint, "--db", db]) == 0
+    assert "files: 2 seen, 2 read" in capsys.readouterr().out
+    assert run(["generate", "--cloudtrail", "s3://trail", "--endpoint-url", moto_endpoint, "--db", db,
+                "--principal", ROLE_ARN, "--since", "2024-08-02"]) == 0
+    captured = capsys.readouterr()
+    assert [st["Action"] for st in json.loads(captured.out)["Statement"]] == [["s3:PutObject"]]
+    assert run(["ingest", "--cloudtrail", "s3://missing-bucket", "--endpoint-url", moto_endpoint, "--db", db]) == 2
+    assert "NoSuchBucket" in capsys.readouterr().err

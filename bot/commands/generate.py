@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
 from bot.commands.ingest import add_source_arguments, ingest_with_progress
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if args.cloudtrail:
         try:
             report = ingest_with_progress(args, index, err)
-        except (FileNotFoundError, ValueError) as exc:
+        except (FileNotFoundError, ValueError, BotoCoreError, ClientError) as exc:
             print(f"tighten generate: {exc}", file=sys.stderr)
             return EXIT_NO_POLICY
         if report.errors:

@@ -12,6 +12,7 @@ import sys
 from datetime import date
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     index = UsageIndex(open_db(args.db))
     try:
         report = ingest_with_progress(args, index, err)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, BotoCoreError, ClientError) as exc:
         print(f"tighten ingest: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     for line in report.summary_lines():
