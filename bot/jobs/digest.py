@@ -127,7 +127,7 @@ def _riskiest(ctx: JobContext) -> list[RiskyPrincipal]:
     out: list[RiskyPrincipal] = []
     for rec in ctx.scans.all():  # risk descending
         latest = ctx.proposals.latest(rec.principal_arn)
-        if rec.result == sc.ALREADY_TIGHT or (latest is not None and latest.state == ps.APPLIED):
+        if rec.result in (sc.ALREADY_TIGHT, sc.EXCLUDED) or (latest is not None and latest.state == ps.APPLIED):
             continue
         if latest is not None and latest.state == ps.PENDING:
             status = f"proposal `{latest.id}` waiting for review"

@@ -160,6 +160,8 @@ def handle_apply(ctx: JobContext, item: WorkItem) -> dict[str, Any]:
             return _settle_apply(ctx, proposal_id, change.id, change.state, change.reason or change.state)
     elif proposal.state != ps.APPROVED:
         return {"result": f"not applied: proposal is {proposal.state}"}
+    elif (stale := _stale_reason(ctx, proposal)) is not None:
+        return _settle_stale(ctx, proposal, stale)
     elif ctx.proposals.transition(proposal_id, ps.APPLYING) is None:
         current = ctx.proposals.get(proposal_id)
         return {"result": f"not applied: proposal is {current.state if current else 'gone'}"}
@@ -170,6 +172,32 @@ def handle_apply(ctx: JobContext, item: WorkItem) -> dict[str, Any]:
                            retention_days=ctx.config.retention_days, scope=scope_from_config(ctx.config),
                            clock=ctx.clock)
     return _settle_apply(ctx, proposal_id, outcome.change_id, outcome.state, outcome.message)
+
+
+def _stale_reason(ctx: JobContext, proposal: ps.Proposal) -> str | None:
+    """Why the approved proposal no longer fits the role (its policies changed since the scan), or None.
+    ``start_change`` checks again right before touching anything; this early check lets the proposal end
+    ``stale`` (proposals cannot go from ``applying`` to ``stale``)."""
+    from bot.aws.inventory import get_role_snapshot
+
+    current = get_role_snapshot(ctx.iam(proposal.account), proposal.role_name).policy_hash()
+    if current == proposal.base_policy_hash:
+        return None
+    return (f"role {proposal.role_name} changed since the proposal was computed (policy hash "
+            f"{proposal.base_policy_hash[:12]} then, {current[:12]} now); nothing was changed, a new scan is queued")
+
+
+def _settle_stale(ctx: JobContext, proposal: ps.Proposal, reason: str) -> dict[str, Any]:
+    from bot.slack.listeners import MANUAL_SCAN_PRIORITY, scan_dedupe_key
+
+    ctx.proposals.transition(proposal.id, ps.STALE, decision_reason=reason[:500])
+    rescan, _ = ctx.queue.enqueue("scan", {"account": proposal.account, "principal_arn": proposal.principal_arn},
+                                  priority=MANUAL_SCAN_PRIORITY, dedupe_key=scan_dedupe_key(proposal.principal_arn),
+                                  requested_by="tighten")
+    ctx.audit.record("tighten", "apply.stale", proposal.id, message=reason, rescan=rescan.id)
+    if ctx.notifier is not None:
+        ctx.notifier.post_apply_result(proposal.id, None, False, reason)
+    return {"result": "stale", "message": reason, "rescan_item": rescan.id}
 
 
 def _settle_apply(ctx: JobContext, proposal_id: str, change_id: str | None, state: str,

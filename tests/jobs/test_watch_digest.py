@@ -89,19 +89,28 @@ def test_denial_after_apply_posts_thread_message_with_both_buttons_once(env: Env
     assert env.iam.get_role_policy(RoleName="reporting", PolicyName="reporting-inline")["PolicyDocument"]
 
 
-def test_stale_apply_fails_with_reason(env: Env, slack: FakeSlackApi) -> None:
+def test_stale_apply_is_refused_and_rescanned(env: Env, slack: FakeSlackApi) -> None:
     attach_notifier(env, slack)
     arn = env.role("builder", policy(["s3:*"]))
     env.use(arn, "s3:ListAllMyBuckets")
     outcome = run_scan(env.ctx, ACCOUNT, arn, requested_by=APPROVER)
-    assert outcome.proposal is not None
+    assert outcome.proposal is not None and env.ctx.notifier is not None
+    assert env.ctx.notifier.post_proposal(outcome.proposal.id)
     env.ctx.proposals.transition(outcome.proposal.id, ps.APPROVED, decided_by=APPROVER)
     env.iam.put_role_policy(RoleName="builder", PolicyName="late", PolicyDocument=json.dumps(policy("sqs:*")))
     env.ctx.queue.enqueue("apply", {"proposal_id": outcome.proposal.id, "approved_by": APPROVER}, priority=200)
     Worker(env.ctx).run_until_idle()
     p = env.ctx.proposals.get(outcome.proposal.id)
-    assert p is not None and p.state == ps.FAILED and "changed since the proposal" in (p.decision_reason or "")
+    assert p is not None and p.state == ps.STALE and "changed since the proposal" in (p.decision_reason or "")
     assert env.iam.get_role_policy(RoleName="builder", PolicyName="late")  # untouched
+    assert env.ctx.changes.list() == []  # nothing was attempted
+    assert p.message_ts
+    thread = [m for m in slack.posted(CHANNEL) if m.get("thread_ts") == p.message_ts]
+    assert thread and "changed since the proposal" in json.dumps(thread[-1])
+    # a fresh scan was queued and ran: a new pending proposal that includes the new policy
+    fresh = env.ctx.proposals.latest(arn)
+    assert fresh is not None and fresh.id != p.id and fresh.state == ps.PENDING
+    assert "sqs" in fresh.diff_text
 
 
 def _seed(env: Env) -> dict[str, str]:
