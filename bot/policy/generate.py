@@ -42,6 +42,7 @@ from typing import Any
 import orjson
 
 from bot.policy.catalog import arn_format_regex, catalog
+from bot.policy.evaluate import arn_matches
 from bot.trail.records import ANY_RESOURCE, UNKNOWN_RESOURCE
 
 POLICY_VERSION = "2012-10-17"
@@ -180,6 +181,16 @@ def _generalize(action: str, arns: set[str], options: GenerateOptions, notes: li
     return out
 
 
+def _drop_covered(resources: set[str]) -> set[str]:
+    """Remove exact ARNs already matched by a wildcard pattern of the same set (e.g. an allowlisted
+    ``bucket/*`` next to observed ``bucket/key``): same grants, smaller policy."""
+    patterns = [r for r in resources if "*" in r or "?" in r]
+    if not patterns:
+        return resources
+    return {r for r in resources
+            if r in patterns or not any(arn_matches(p, r) for p in patterns)}
+
+
 def _sid(actions: Sequence[str], resources: Sequence[str], prefix: str) -> str:
     services = sorted({a.split(":", 1)[0] for a in actions})
     name = "".join(re.sub(r"[^A-Za-z0-9]", "", s).capitalize() for s in services)[:48]
@@ -307,7 +318,7 @@ def generate_policy(usage_rows: Iterable[Any], allowlist_entries: Iterable[Any] 
         if "*" in resources:
             granted[action] = ["*"]
         else:
-            granted[action] = sorted(_generalize(action, resources, options, notes))
+            granted[action] = sorted(_drop_covered(_generalize(action, resources, options, notes)))
 
     by_resources: dict[tuple[str, ...], list[str]] = defaultdict(list)
     for action, resources in granted.items():

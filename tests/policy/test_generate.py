@@ -195,3 +195,10 @@ def test_sizes_are_exact_for_any_limit(limit: int) -> None:
     g = grants(p)
     assert g["kms:Decrypt"] == sorted(r.resource for r in rows[:60])
     assert set(g) == {r.action for r in rows}
+
+
+def test_exact_arns_covered_by_a_pattern_are_dropped() -> None:
+    p = generate_policy([Row("s3:GetObject", "arn:aws:s3:::b/in/k"), Row("s3:GetObject", "arn:aws:s3:::c/k")],
+                        [AllowEntry("s3:GetObject", "arn:aws:s3:::b/*", None, "data events off")])
+    assert grants(p) == {"s3:GetObject": ["arn:aws:s3:::b/*", "arn:aws:s3:::c/k"]}
+    assert [s.kind for s in p.sources["s3:GetObject"]] == ["usage", "usage", "allowlist"]
