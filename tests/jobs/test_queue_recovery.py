@@ -125,3 +125,50 @@ def test_access_analyzer_quota_never_exceeded_over_a_week(env: Env) -> None:
     assert any(r.result == sc.DEFERRED for r in env.ctx.scans.history())  # the quota did bite
     assert env.ctx.queue.pending("scan") == []
     assert {i.state for i in env.ctx.queue.items(kind="scan", limit=1000)} == {DONE}
+
+
+def test_crash_mid_apply_is_finished_at_restart_and_reported_once(env: Env, slack: Any,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.aws import apply as aws_apply
+    from bot.store import changes as cs
+    from bot.store import proposals as ps
+    from tests.jobs.conftest import APPROVER, CHANNEL, attach_notifier
+
+    attach_notifier(env, slack)
+    arn = env.role("reporting", policy("s3:*"))
+    env.use(arn, "s3:ListAllMyBuckets")
+    env.ctx.queue.enqueue("scan", {"account": ACCOUNT, "principal_arn": arn})
+    Worker(env.ctx).run_until_idle()
+    proposal = env.ctx.proposals.latest(arn)
+    assert proposal is not None and proposal.message_ts
+    env.ctx.proposals.transition(proposal.id, ps.APPROVED, decided_by=APPROVER)
+    env.ctx.queue.enqueue("apply", {"proposal_id": proposal.id, "approved_by": APPROVER}, priority=200,
+                          dedupe_key=f"apply:{proposal.id}")
+
+    real_start = aws_apply.start_change
+
+    def dies_after_first_step(*args: Any, **kwargs: Any) -> Any:
+        def hook(step: Any) -> None:
+            raise Crash()
+
+        return real_start(*args, **kwargs, hook=hook)
+
+    monkeypatch.setattr(aws_apply, "start_change", dies_after_first_step)
+    with pytest.raises(Crash):
+        Worker(env.ctx).run_once()
+    assert env.ctx.proposals.get(proposal.id).state == ps.APPLYING  # type: ignore[union-attr]
+    (change,) = env.ctx.changes.list()
+    assert change.state == cs.APPLYING
+    monkeypatch.setattr(aws_apply, "start_change", real_start)
+
+    ctx = _fresh_process(env)
+    worker = Worker(ctx)
+    recovered = worker.recover()
+    assert recovered["requeued"] == 1 and recovered["resumed"] == [f"{change.id}:{cs.APPLIED}"]
+    before = len(slack.posted(CHANNEL))
+    assert worker.run_until_idle() == 1
+    assert ctx.proposals.get(proposal.id).state == ps.APPLIED  # type: ignore[union-attr]
+    assert ctx.changes.get(change.id).state == cs.APPLIED  # type: ignore[union-attr]
+    assert len(ctx.changes.list()) == 1  # the apply did not run twice
+    assert len(slack.posted(CHANNEL)) == before + 1  # one apply result in the thread
+    ctx.close()
