@@ -295,15 +295,36 @@ class _ActionPlan:
         new_use = self._new_use
         general = self.uses
 
+        from_resources = self._from_resources
+        optional = self.optional
+        unknown = self.unknown_use
+
         def run(params: Any, ctx: Ctx, resources: Any, out: list[ActionUse]) -> None:
             arns = builder(params, ctx)
             if len(arns) == 1:
                 use = memo.get(arns[0])
                 out.append(use if use is not None else new_use(arns[0]))
-            else:
+            elif arns:
                 general(params, ctx, resources, out)
+            elif not (resources and from_resources(resources, out)) and not optional:
+                out.append(unknown)
 
         return run
+
+    def _from_resources(self, resources: Any, out: list[ActionUse]) -> bool:
+        """Append uses for the ``resources[]`` ARNs that fit the action; False when none did."""
+        found = False
+        memo = self.use_memo
+        for r in resources:
+            arn = r.get("ARN") if r.__class__ is dict else None
+            if arn and self.fits(arn):
+                use = memo.get(arn)
+                if use is None:
+                    use = self._new_use(arn)
+                if use not in out:
+                    out.append(use)
+                found = True
+        return found
 
     def _new_use(self, arn: str) -> ActionUse:
         """ActionUse objects are immutable: reuse one per ARN (frozen dataclasses are slow to build)."""
@@ -373,6 +394,7 @@ class Normalizer:
         self._plans: dict[tuple[str, str], _EventPlan | Skip] = {}
         self._principals: dict[tuple[str, str], Principal] = {}
         self._times: dict[str, str] = {}
+        self._contexts: dict[tuple[str, str], Ctx] = {}
 
     # -- public ----------------------------------------------------------------------------
     def normalize(self, raw: dict) -> CallRecord | Skip:
@@ -425,7 +447,11 @@ class Normalizer:
             params = raw.get("requestParameters")
             if params.__class__ is dict and len(params) == 1:
                 params = _unwrap_request(params)
-            ctx = (partition_of(region), region, account)
+            ctx = self._contexts.get((region, account))
+            if ctx is None:
+                if len(self._contexts) > 10_000:
+                    self._contexts.clear()
+                ctx = self._contexts[(region, account)] = (partition_of(region), region, account)
             uses = []
             resources = raw.get("resources")
             for ap in plan.actions:  # type: ignore[union-attr]
@@ -496,9 +522,9 @@ def _missing(raw: Any) -> str:
 
 def _unwrap_request(params: dict) -> Any:
     """OTRF/console exports wrap EC2 parameters as ``{"DescribeXRequest": {...}}``: unwrap that."""
-    (key, value), = params.items()
-    if key.endswith("Request") and isinstance(value, dict):
-        return value
+    for key, value in params.items():
+        if value.__class__ is dict and key.endswith("Request"):
+            return value
     return params
 
 
