@@ -177,7 +177,7 @@ def handle_apply(ctx: JobContext, item: WorkItem) -> dict[str, Any]:
 def _stale_reason(ctx: JobContext, proposal: ps.Proposal) -> str | None:
     """Why the approved proposal no longer fits the role (its policies changed since the scan), or None.
     ``start_change`` checks again right before touching anything; this early check lets the proposal end
-    ``stale`` (proposals cannot go from ``applying`` to ``stale``)."""
+    ``stale`` before it is claimed for applying."""
     from bot.aws.inventory import get_role_snapshot
 
     current = get_role_snapshot(ctx.iam(proposal.account), proposal.role_name).policy_hash()
@@ -205,8 +205,10 @@ def _settle_apply(ctx: JobContext, proposal_id: str, change_id: str | None, stat
     ok = state == cs.APPLIED
     if ok:
         ctx.proposals.transition(proposal_id, ps.APPLIED, change_id=change_id)
+    elif state == cs.STALE:
+        # the apply's own stale guard refused before touching the role (a race with the pre-check)
+        ctx.proposals.transition(proposal_id, ps.STALE, change_id=change_id, decision_reason=message[:500])
     else:
-        # proposals cannot go APPLYING -> STALE; a stale or refused apply ends FAILED with the reason
         ctx.proposals.transition(proposal_id, ps.FAILED, change_id=change_id, decision_reason=message[:500])
     ctx.audit.record("tighten", f"apply.{state}", proposal_id, change_id=change_id, message=message)
     if ctx.notifier is not None:

@@ -180,14 +180,14 @@ class FakeSlackApi:
     # -- dispatch -------------------------------------------------------------------------
     def _dispatch(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
         url = urlparse(path)
-        params = _parse_body(headers, body)
-        params.update({k: v for k, v in parse_qsl(url.query)})
-        if url.path.startswith("/upload/"):
+        if url.path.startswith("/upload/"):  # raw file bytes (a PNG is not text): never parsed
             file_id = url.path.rsplit("/", 1)[-1]
             with self._lock:
                 self.uploads[file_id] = body
             return self._record("upload", {"file_id": file_id, "length": len(body)}, path, 200,
                                 b"OK - %d" % len(body), "text/plain")
+        params = _parse_body(headers, body)
+        params.update({k: v for k, v in parse_qsl(url.query)})
         if url.path.startswith("/response/"):
             return self._record("response_url", params, path, 200, b"ok", "text/plain")
         if not url.path.startswith("/api/"):

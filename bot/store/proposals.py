@@ -5,7 +5,7 @@ two approvers clicking at once produce exactly one winner)::
 
     pending ──approve──> approved ──apply──> applying ──> applied ──rollback──> rolled_back
        │                    │                   └──> failed   (role left as it was)
-       ├──reject──> rejected└──stale──> stale
+       ├──reject──> rejected└──stale──> stale   (also from applying: the apply's stale guard)
        ├──expire──> expired
        ├──supersede──> superseded   (a newer scan of the same principal)
        └──stale──> stale            (the role changed since the proposal was computed)
@@ -40,7 +40,7 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     REJECTED: (PENDING,),
     EXPIRED: (PENDING,),
     SUPERSEDED: (PENDING,),
-    STALE: (PENDING, APPROVED),
+    STALE: (PENDING, APPROVED, APPLYING),  # APPLYING: the apply's own stale guard refused, role untouched
     APPLYING: (APPROVED,),
     APPLIED: (APPLYING,),
     FAILED: (APPLYING,),
