@@ -1,7 +1,7 @@
 """Derive the compact CloudTrail -> IAM map shipped in ``bot/trail/data/event_map.json.gz``.
 
-Run ``python -m bot.trail.build_event_map [MAPPINGS_DIR]`` (default ``../shared/data/mappings`` next to the
-repository). Inputs (see that folder's README):
+Run ``python -m bot.trail.build_event_map [MAPPINGS_DIR]`` (default ``$TIGHTEN_SHARED/data/mappings``,
+``TIGHTEN_SHARED`` defaulting to ``../shared`` next to the repository, as in ``tests/conftest.py``). Inputs (see that folder's README):
 
 * ``map.json`` (iam-dataset, MIT): ``sdk_method_iam_mappings["Service.Method"]`` -> IAM actions with
   resource templates; ``sdk_service_mappings`` (SDK service name -> IAM prefix);
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 import sys
 from collections import Counter
@@ -46,7 +47,9 @@ from bot.policy.catalog import Catalog, catalog
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 EVENT_MAP_PATH = DATA_DIR / "event_map.json.gz"
-DEFAULT_MAPPINGS = Path(__file__).resolve().parents[3] / "shared" / "data" / "mappings"
+DEFAULT_MAPPINGS = (
+    Path(os.environ.get("TIGHTEN_SHARED", Path(__file__).resolve().parents[3] / "shared")) / "data" / "mappings"
+)
 
 
 def _load(path: Path) -> Any:
