@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from bot.aws.inventory import RoleSnapshot, list_role_snapshots
 from bot.config import OffHours
 from bot.jobs.context import JobContext
-from bot.jobs.scan import scan_fingerprint, scope_from_config
+from bot.jobs.scan import last_used, scan_fingerprint, scope_from_config
 from bot.policy.expand import effective_permissions
 from bot.policy.model import parse_policy
 from bot.policy.risk import risk_score
@@ -141,8 +141,9 @@ def _rank(ctx: JobContext, snapshot: RoleSnapshot, since: str, now: datetime) ->
     boundary = parse_policy(snapshot.boundary_document, "boundary") if snapshot.boundary_document else None
     perms = effective_permissions([parse_policy(doc, name) for name, doc in snapshot.identity_documents()],
                                   boundary)
-    used = {r.action for r in ctx.usage.usage(snapshot.arn, since=since)}
-    risk = risk_score(perms, used, snapshot.last_used, now)
+    rows = ctx.usage.usage(snapshot.arn, since=since)
+    used = {r.action for r in rows}
+    risk = risk_score(perms, used, last_used(snapshot.last_used, rows), now)
     return PlannedScan(account=snapshot.account, principal_arn=snapshot.arn, role_name=snapshot.name,
                        priority=0, unused=len(perms.actions() - used), risk_score=risk.score, policy_hash=snapshot.policy_hash(),
                        reasons=list(risk.reasons))

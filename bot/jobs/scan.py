@@ -112,7 +112,7 @@ def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by:
     proposed = effective_permissions([parse_policy(d, f"proposed-{i + 1}") for i, d in enumerate(documents)],
                                      boundary)
     used_actions = {r.action for r in rows}
-    risk = risk_score(current, used_actions, snapshot.last_used, now)
+    risk = risk_score(current, used_actions, last_used(snapshot.last_used, rows), now)
     unused = len(current.actions() - used_actions)
 
     changes = tightening(current, proposed)
@@ -213,6 +213,12 @@ def _generate(ctx: JobContext, snapshot: RoleSnapshot, rows: list[UsageRow], all
         return documents, notes, "access-analyzer"
     generated = generate_policy(rows, allowlist)
     return generated.documents, list(generated.notes), "local"
+
+
+def last_used(iam_last_used: str | None, rows: list[UsageRow]) -> str | None:
+    """The later of IAM's RoleLastUsed and the newest call in the logs (IAM's value lags or is absent)."""
+    times = [parse_iso(t) for t in [iam_last_used, *(r.last_seen for r in rows)] if t]
+    return iso(max(times)) if times else None
 
 
 def _first_seen(rows: list[UsageRow]) -> str | None:

@@ -58,6 +58,23 @@ def _list(actions: list[str]) -> str:
     return shown + (f" and {len(actions) - _EXAMPLES} more" if len(actions) > _EXAMPLES else "")
 
 
+def _per_action(usage: Iterable[Any]) -> dict[str, tuple[int, list[date], date | None, date | None]]:
+    """Usage rows are per (action, resource): fold them per action (total count, union of days, first, last),
+    so an action used on three resources counts as one action seen three times, not three actions."""
+    acc: dict[str, tuple[int, set[date], date | None, date | None]] = {}
+    for row in usage:
+        action = str(_field(row, "action"))
+        count = int(_field(row, "count") or 0)
+        days = {d for d in (_as_date(x) for x in (_field(row, "days") or [])) if d is not None}
+        first = _as_date(_field(row, "first_seen")) or (min(days) if days else None)
+        last = _as_date(_field(row, "last_seen")) or (max(days) if days else None)
+        total, all_days, first0, last0 = acc.get(action, (0, set(), None, None))
+        acc[action] = (total + count, all_days | days,
+                       min(x for x in (first0, first) if x is not None) if first0 or first else None,
+                       max(x for x in (last0, last) if x is not None) if last0 or last else None)
+    return {a: (c, sorted(d), f, la) for a, (c, d, f, la) in acc.items()}
+
+
 def coverage_warnings(
     *,
     window_start: str | date | datetime,
@@ -104,12 +121,7 @@ def coverage_warnings(
     periodic: list[str] = []
     periodic_notes: list[str] = []
     edge: list[str] = []
-    for row in usage:
-        action = str(_field(row, "action"))
-        count = int(_field(row, "count") or 0)
-        days = sorted({d for d in (_as_date(x) for x in (_field(row, "days") or [])) if d is not None})
-        first = _as_date(_field(row, "first_seen")) or (days[0] if days else None)
-        last = _as_date(_field(row, "last_seen")) or (days[-1] if days else None)
+    for action, (count, days, first, last) in sorted(_per_action(usage).items()):
         if count == 1:
             once.append(action)
         if len(days) >= 2:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import jinja2
 
 from bot.slack.limits import escape
 
+SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{6,}$")
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
@@ -24,7 +26,16 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=False,
     )
     env.filters["esc"] = lambda value: escape(str(value))
+    env.filters["who"] = who
     return env
+
+
+def who(actor: object) -> str:
+    """A Slack user ID (``U…``/``W…``) as a mention; anything else (``scheduler``, a CLI user) as plain text."""
+    text = str(actor)
+    if SLACK_USER_ID.match(text):
+        return f"<@{text}>"
+    return f"_{escape(text)}_"
 
 
 def render(name: str, **values: Any) -> str:

@@ -68,3 +68,12 @@ def test_data_events_absent() -> None:
 def test_bad_window_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="bad window"):
         run(window_start="2026-04-01")
+
+
+def test_rows_of_one_action_on_several_resources_count_as_one_action() -> None:
+    # usage rows are per (action, resource): three objects written once each is one action seen three times
+    rows = [Row("s3:PutObject", 1, [f"2026-02-{d:02d}"]) for d in (3, 4, 5)]
+    rows += [Row("kms:Decrypt", 1, ["2026-02-14"]), Row("kms:Decrypt", 0, [])]
+    w = run(usage=rows)
+    assert codes(w) == ["seen_once"]
+    assert w[0].actions == ("kms:Decrypt",) and w[0].message.startswith("1 actions")

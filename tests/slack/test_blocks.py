@@ -93,3 +93,11 @@ def test_chunk_lines_never_exceeds_size() -> None:
     chunks = b.chunk_lines(text, 1000)
     assert all(len(c) <= 1000 for c in chunks)
     assert "".join(chunks).replace("\n", "") == text.replace("\n", "")
+
+
+def test_actors_are_mentioned_only_when_they_are_slack_users() -> None:
+    from bot.slack.templating import who
+
+    assert who("U0123ABCD") == "<@U0123ABCD>"
+    assert who("scheduler") == "_scheduler_"
+    assert who("<!channel>") == "_&lt;!channel&gt;_"
