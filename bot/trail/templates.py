@@ -174,32 +174,40 @@ def _concat(parts: list[Part]) -> Evaluator:
         return parts[0]
     if all(p.__class__ in (str, int, tuple) for p in parts):
         return _generated_concat(parts)
+    # Evaluate the parameter-dependent parts first: most templates fail on a missing parameter, and then
+    # no string work is done at all.
     frozen = tuple(parts)
+    dynamic = tuple((i, p) for i, p in enumerate(frozen) if p.__class__ is not str and p.__class__ is not int)
+    ctx_idx = tuple(p for p in frozen if p.__class__ is int)
 
     def concat(params: Any, ctx: Ctx) -> list[str]:
-        pieces: list[str] = []
-        for i, part in enumerate(frozen):
-            cls = part.__class__
-            if cls is str:
-                pieces.append(part)  # type: ignore[arg-type]
-            elif cls is tuple:
+        got: dict[int, list[str]] = {}
+        multi = False
+        for i, part in dynamic:
+            if part.__class__ is tuple:
                 v = part[0](params)  # type: ignore[index]
                 if v is None:
                     return []
-                pieces.append(v)
-            elif cls is int:
-                v = ctx[part]  # type: ignore[index]
-                if not v:
-                    return []
-                pieces.append(v)
+                got[i] = [v]
             else:
                 values = part(params, ctx)  # type: ignore[operator]
                 if not values:
                     return []
-                if len(values) > 1:
-                    return _product("".join(pieces), values, frozen[i + 1 :], params, ctx)
-                pieces.append(values[0])
-        return ["".join(pieces)]
+                multi = multi or len(values) > 1
+                got[i] = values
+        for c in ctx_idx:
+            if not ctx[c]:  # type: ignore[index]
+                return []
+        if not multi:
+            return ["".join(
+                p if p.__class__ is str else ctx[p] if p.__class__ is int else got[i][0]  # type: ignore[index,misc]
+                for i, p in enumerate(frozen)
+            )]
+        acc = [""]
+        for i, p in enumerate(frozen):
+            values = [p] if p.__class__ is str else [ctx[p]] if p.__class__ is int else got[i]  # type: ignore[index,list-item]
+            acc = [a + v for a in acc for v in values][:_MAX_VALUES]
+        return acc
 
     return concat
 
@@ -242,25 +250,6 @@ def _generated_concat(parts: list[Part]) -> Evaluator:
     lines.append(f"    return [{' + '.join(terms)}]")
     exec("\n".join(lines), env)  # noqa: S102 - source built above from repr()'d literals only
     return env["generated"]  # type: ignore[no-any-return]
-
-
-def _product(head: str, first: list[str], rest: tuple[Part, ...], params: Any, ctx: Ctx) -> list[str]:
-    acc = [head + v for v in first]
-    for part in rest:
-        if part.__class__ is str:
-            acc = [a + part for a in acc]  # type: ignore[operator]
-            continue
-        if part.__class__ is int:
-            values = [ctx[part]]  # type: ignore[index]
-        elif part.__class__ is tuple:
-            one = part[0](params)  # type: ignore[index]
-            values = [one] if one is not None else []
-        else:
-            values = part(params, ctx)  # type: ignore[operator]
-        if not values:
-            return []
-        acc = [a + v for a in acc for v in values][:_MAX_VALUES]
-    return acc
 
 
 def _function(name: str, body: str) -> tuple[Evaluator, bool]:
@@ -360,6 +349,7 @@ def compile_arn(arn_format: str, variables: dict[str, str]) -> tuple[Evaluator, 
     Each variable must evaluate to a non-empty text (an empty one would make a different, wider ARN).
     """
     parts: list[Part] = []
+    guards: list[tuple[str, ...]] = []
     needs_match = False
     pos = 0
     for m in _VAR.finditer(arn_format):
@@ -371,6 +361,9 @@ def compile_arn(arn_format: str, variables: dict[str, str]) -> tuple[Evaluator, 
             parts.append(_CONTEXT[name.lower()])
             continue
         template = variables[name]
+        if template and "${" not in template and "%%" not in template:
+            parts.append(template)  # a constant such as "*" (instance/* for a new instance)
+            continue
         simple = _VAR.fullmatch(template)
         if simple and "." not in simple.group(1) and "[]" not in simple.group(1) \
                 and simple.group(1).lower() not in _CONTEXT:
@@ -379,9 +372,27 @@ def compile_arn(arn_format: str, variables: dict[str, str]) -> tuple[Evaluator, 
         fn, match = compile_template(template)
         needs_match = needs_match or match
         parts.append(_non_empty(fn))
+        read = [n for n in _VAR.findall(template) if n.lower() not in _CONTEXT]
+        if len(read) == 1 and "." not in read[0] and "[]" not in read[0]:
+            guards.append(spellings(read[0]))  # the variable is empty unless this parameter is present
     if pos < len(arn_format):
         parts.append(arn_format[pos:])
-    return _concat(parts), needs_match
+    built = _concat(parts)
+    if not guards:
+        return built, needs_match
+
+    def guarded(params: Any, ctx: Ctx) -> list[str]:
+        if params.__class__ is not dict:
+            return []
+        for names in guards:
+            for n in names:
+                if params.get(n) is not None:
+                    break
+            else:
+                return []
+        return built(params, ctx)
+
+    return guarded, needs_match
 
 
 def _non_empty(fn: Evaluator) -> Evaluator:
