@@ -103,6 +103,11 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
     db.conn.executescript(_SCHEMA)
 
 
+#: SQLite page cache for the connection (KiB, negative = size): ingest batches touch two indexes per row;
+#: the 2 MB default makes them re-read pages (measured: ~20% of the write time on the bench corpus).
+CACHE_KIB = 32768
+
+
 # -- query results ---------------------------------------------------------------------------------
 
 
@@ -226,6 +231,7 @@ class UsageIndex:
         self.db = db
         self.clock = clock
         ensure_schema(db)
+        db.conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
 
     # -- ingest bookkeeping ------------------------------------------------------------------------
     def ingested(self) -> dict[str, tuple[int, str]]:
