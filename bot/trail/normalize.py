@@ -448,7 +448,9 @@ class Normalizer:
             principal = _resolve_principal(ident, raw)
             if principal is None:
                 return Skip("missing_fields", "userIdentity.type")
-            if arn:
+            # a role ARN rebuilt without its path (no sessionIssuer in this event) is not cached, so a later
+            # event of the same session that names the issuer still gets the exact ARN
+            if arn and (principal.kind != "role" or _has_issuer(ident)):
                 if len(self._principals) > 200_000:
                     self._principals.clear()
                 self._principals[arn] = principal
@@ -562,6 +564,12 @@ def _iso_utc(text: str) -> str | None:
     if dt.tzinfo is not None:
         dt = dt.astimezone(UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _has_issuer(ident: dict) -> bool:
+    context = ident.get("sessionContext")
+    issuer = context.get("sessionIssuer") if isinstance(context, dict) else None
+    return isinstance(issuer, dict) and bool(issuer.get("arn"))
 
 
 def _arn_parts(arn: str) -> list[str]:

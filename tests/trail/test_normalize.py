@@ -262,3 +262,13 @@ def test_ec2_item_sets_iam_paths_and_default_mapping(normalizer: Normalizer) -> 
     rec = normalizer.normalize(_event("ec2.amazonaws.com", "DescribeInstanceAttribute",
                                       {"attribute": "userData", "instanceId": "i-9"}))
     assert _uses(rec) == [("ec2:DescribeInstanceAttribute", "arn:aws:ec2:eu-west-1:111122223333:instance/i-9")]
+
+
+def test_rebuilt_role_arn_does_not_shadow_exact_one() -> None:
+    fresh = Normalizer()
+    bare = {"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/app/s", "accountId": "111122223333"}
+    first = fresh.normalize(_event("s3.amazonaws.com", "ListBuckets", userIdentity=bare))
+    assert first.principal.arn == "arn:aws:iam::111122223333:role/app"  # type: ignore[union-attr]
+    full = dict(bare, sessionContext={"sessionIssuer": {"arn": "arn:aws:iam::111122223333:role/team/app"}})
+    second = fresh.normalize(_event("s3.amazonaws.com", "ListBuckets", userIdentity=full))
+    assert second.principal.arn == "arn:aws:iam::111122223333:role/team/app"  # type: ignore[union-attr]
