@@ -107,15 +107,17 @@ def iter_raw_records(data: bytes, name: str) -> Iterator[dict | Skip]:
 
 
 def _looks_like_json_lines(data: bytes) -> bool:
-    """Several lines, the first of which is a JSON object on its own."""
-    stripped = data.lstrip()
-    first, sep, _rest = stripped.partition(b"\n")
-    if not sep:
+    """Several lines, one of the first few of which is a JSON object on its own."""
+    lines = [line for line in data.lstrip().split(b"\n", 6)[:6] if line.strip()]
+    if len(lines) < 2:
         return False
-    try:
-        return isinstance(orjson.loads(first), dict)
-    except orjson.JSONDecodeError:
-        return False
+    for line in lines[:5]:
+        try:
+            if isinstance(orjson.loads(line), dict):
+                return True
+        except orjson.JSONDecodeError:
+            continue
+    return False
 
 
 def _json_lines(data: bytes, name: str, complete: bool) -> Iterator[dict | Skip]:

@@ -61,3 +61,9 @@ def test_truncated_gzip_delivery_file() -> None:
 def test_corrupt_gzip_and_empty_input() -> None:
     assert [s.reason for s in iter_raw_records(b"\x1f\x8b\x08\x00garbage", "g")] == ["truncated_gzip"]
     assert list(iter_raw_records(b"", "empty")) == []
+
+
+def test_json_lines_with_bad_first_line() -> None:
+    lines = b"\n".join([b"garbage", orjson.dumps(EVENT), orjson.dumps(EVENT)])
+    events, skips = _split(list(iter_raw_records(lines, "x.jsonl")))
+    assert events == [EVENT, EVENT] and skips == [Skip("invalid_json", "x.jsonl:1")]
