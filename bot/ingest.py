@@ -194,12 +194,11 @@ def ingest(spec: str, index: UsageIndex, *, since: date | str | None = None, unt
     """Read every new or changed log object under ``spec`` into ``index``."""
     started = time.perf_counter()
     report = IngestReport()
-    known = index.ingested()
     todo: list[LogObject] = []
     for obj in iter_log_objects(spec, since=_as_date(since), until=_as_date(until), accounts=accounts,
                                 regions=regions, s3_client=s3_client):
         report.files_seen += 1
-        old = known.get(obj.key)
+        old = index.ingested_version(obj.key)
         if old == (obj.size, obj.etag):
             report.files_already_ingested += 1
             continue

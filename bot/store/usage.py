@@ -238,9 +238,14 @@ class UsageIndex:
         """Every ingested object key -> (size, etag)."""
         return {r[0]: (r[1], r[2]) for r in self.db.conn.execute("SELECT key, size, etag FROM ingested_objects")}
 
-    def needs_ingest(self, key: str, size: int, etag: str) -> bool:
+    def ingested_version(self, key: str) -> tuple[int, str] | None:
+        """(size, etag) of ``key`` when it was ingested, else None. An indexed lookup: ingest asks per listed
+        object instead of loading every key (an organization trail holds millions)."""
         row = self.db.conn.execute("SELECT size, etag FROM ingested_objects WHERE key = ?", [key]).fetchone()
-        return row is None or (row[0], row[1]) != (size, etag)
+        return (row[0], row[1]) if row else None
+
+    def needs_ingest(self, key: str, size: int, etag: str) -> bool:
+        return self.ingested_version(key) != (size, etag)
 
     def record_objects(self, objects: Iterable[ObjectUsage]) -> None:
         """Store the contributions of several objects atomically, replacing older versions of them."""
