@@ -281,6 +281,10 @@ class UsageIndex:
             conn.execute("ROLLBACK")
             raise
 
+    def object_count(self) -> int:
+        """How many log objects have been ingested (0: no data at all, so nothing can be proposed)."""
+        return int(self.db.conn.execute("SELECT COUNT(*) FROM ingested_objects").fetchone()[0])
+
     def record_error(self, key: str, error: str) -> None:
         """Remember that ``key`` could not be read (it stays un-ingested and is retried next time)."""
         self.db.conn.execute(

@@ -73,7 +73,9 @@ def test_invoked_by_kept_apart(index: UsageIndex) -> None:
 
 
 def test_incremental_and_changed_object_replaces_old_contribution(index: UsageIndex) -> None:
+    assert index.object_count() == 0
     index.record_objects([obj("f", [rec("2024-08-01T10:00:00Z")] * 3, skipped={"unknown_event": 2})])
+    assert index.object_count() == 1
     assert not index.needs_ingest("f", 100, "1")
     assert index.needs_ingest("f", 100, "2") and index.needs_ingest("f", 101, "1") and index.needs_ingest("g", 1, "")
     assert index.skipped_totals() == {"unknown_event": 2}
