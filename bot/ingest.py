@@ -24,7 +24,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import date
@@ -153,18 +153,43 @@ def _is_local(obj: LogObject) -> bool:
     return not obj.key.startswith("s3://") and os.path.isabs(obj.key)
 
 
+#: Threads fetching remote (S3) objects ahead of the parser: GETs are latency-bound, not CPU-bound.
+FETCH_THREADS = 8
+
+
+def _fetch(obj: LogObject, local_inline: bool) -> tuple[LogObject, bytes | None, str | None]:
+    if local_inline and _is_local(obj):
+        return obj, None, None
+    try:
+        return obj, obj.read(), None
+    except Exception as exc:  # S3 errors, vanished files: reported and retried next run
+        return obj, None, f"{type(exc).__name__}: {exc}"
+
+
 def _tasks(objects: list[LogObject], errors: dict[str, str],
            local_inline: bool) -> Iterator[tuple[str, int, str, bytes | None]]:
-    for obj in objects:
-        if local_inline and _is_local(obj):
+    """Tasks in listing order. Objects the worker cannot open itself are fetched here, by a few threads
+    ahead of the consumer (a bounded window, so memory stays flat)."""
+    if all(local_inline and _is_local(o) for o in objects):
+        for obj in objects:
             yield (obj.key, obj.size, obj.etag, None)
-            continue
-        try:
-            data = obj.read()
-        except Exception as exc:  # S3 errors, vanished files: reported and retried next run
-            errors[obj.key] = f"{type(exc).__name__}: {exc}"
-            continue
-        yield (obj.key, obj.size, obj.etag, data)
+        return
+    with ThreadPoolExecutor(max_workers=FETCH_THREADS, thread_name_prefix="tighten-fetch") as pool:
+        window: deque[Future[tuple[LogObject, bytes | None, str | None]]] = deque()
+        items = iter(objects)
+        for obj in items:
+            window.append(pool.submit(_fetch, obj, local_inline))
+            if len(window) >= 2 * FETCH_THREADS:
+                break
+        while window:
+            fetched, data, error = window.popleft().result()
+            nxt = next(items, None)
+            if nxt is not None:
+                window.append(pool.submit(_fetch, nxt, local_inline))
+            if error is not None:
+                errors[fetched.key] = error
+            else:
+                yield (fetched.key, fetched.size, fetched.etag, data)
 
 
 def _as_date(value: date | str | None) -> date | None:
@@ -173,11 +198,12 @@ def _as_date(value: date | str | None) -> date | None:
     return date.fromisoformat(value[:10])
 
 
-def _pool_context() -> Any:
+def _pool_context(fetch_threads: bool = False) -> Any:
     """``fork`` (cheapest) in a single-threaded process such as the CLI; ``forkserver`` when other threads
-    run (the bot's scheduler and Slack listeners), because forking a multi-threaded process can deadlock."""
+    run (the bot's scheduler and Slack listeners, or our own S3 fetch threads), because forking a
+    multi-threaded process can deadlock."""
     methods = multiprocessing.get_all_start_methods()
-    if threading.active_count() == 1 and "fork" in methods:
+    if threading.active_count() == 1 and not fetch_threads and "fork" in methods:
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
@@ -249,7 +275,8 @@ def ingest(spec: str, index: UsageIndex, *, since: date | str | None = None, unt
         in_flight: deque[tuple[tuple[str, int, str, bytes | None], Future[_Parsed | str]]] = deque()
         tasks = _tasks(todo, read_errors, local_inline=True)
         try:
-            with ProcessPoolExecutor(max_workers=n_workers, mp_context=_pool_context()) as pool:
+            remote = not all(_is_local(o) for o in todo)
+            with ProcessPoolExecutor(max_workers=n_workers, mp_context=_pool_context(remote)) as pool:
                 # a bounded window of submitted objects keeps memory flat (S3 bytes are held until parsed)
                 for task in tasks:
                     in_flight.append((task, pool.submit(_work, task)))

@@ -115,10 +115,12 @@ def _put_org_trail(s3, bucket: str) -> list[str]:
     return keys
 
 
-def test_s3_org_trail_then_nothing_new(moto_endpoint: str, index: UsageIndex) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_s3_org_trail_then_nothing_new(moto_endpoint: str, index: UsageIndex, workers: int) -> None:
     s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
     keys = _put_org_trail(s3, "org-trail")
-    report = ingest("s3://org-trail", index, s3_client=s3)
+    report = ingest("s3://org-trail", index, s3_client=s3, workers=workers)
+    assert report.workers == workers
     assert (report.files_seen, report.files_read, report.usage_events) == (2, 2, 5)
     assert set(index.ingested()) == {f"s3://org-trail/{k}" for k in keys}
     assert [(r.action, r.count, r.days) for r in index.usage(ROLE_ARN)] == [
