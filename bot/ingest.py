@@ -4,7 +4,9 @@ Only new or changed objects are read (``UsageIndex.needs_ingest``: key + size + 
 parsed and normalized into an in-memory :class:`~bot.store.usage.ObjectUsage`; the single writer (this
 process) stores batches of objects with ``executemany`` inside one transaction. With ``workers > 1`` the
 read/parse/normalize step runs in a process pool (local files are opened by the workers; S3 objects are
-fetched here and their bytes handed over), the index is still written by this process only.
+fetched here, by ``FETCH_THREADS`` threads ahead of the parser, and their bytes handed over), the index is
+still written by this process only. Default workers: the CPU count (at most 4) when there are at least
+``MIN_OBJECTS_FOR_POOL`` objects to read; a pool only pays when cores are free (see bench/ingest.py).
 
 ``since``/``until`` select which objects are listed (S3 day prefixes, dated CloudTrail file names); they do
 not drop events inside an object, because an object is ingested once and must be complete. Query windows
