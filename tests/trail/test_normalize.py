@@ -272,3 +272,16 @@ def test_rebuilt_role_arn_does_not_shadow_exact_one() -> None:
     full = dict(bare, sessionContext={"sessionIssuer": {"arn": "arn:aws:iam::111122223333:role/team/app"}})
     second = fresh.normalize(_event("s3.amazonaws.com", "ListBuckets", userIdentity=full))
     assert second.principal.arn == "arn:aws:iam::111122223333:role/team/app"  # type: ignore[union-attr]
+
+
+def test_ssm_parameter_arn_has_no_double_slash() -> None:
+    from bot.trail.normalize import Normalizer
+
+    event = {
+        "eventSource": "ssm.amazonaws.com", "eventName": "GetParameter", "eventTime": "2026-01-01T00:00:00Z",
+        "eventType": "AwsApiCall", "awsRegion": "us-east-1", "recipientAccountId": "123456789012",
+        "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/u", "accountId": "123456789012"},
+        "requestParameters": {"name": "/app/db/password", "withDecryption": True},
+    }
+    rec = Normalizer().normalize(event)
+    assert [u.resource for u in rec.actions] == ["arn:aws:ssm:us-east-1:123456789012:parameter/app/db/password"]
