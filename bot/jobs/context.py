@@ -18,13 +18,8 @@ from typing import Any, Protocol
 import sqlite_utils
 
 from bot.config import Config
-from bot.store.changes import ChangeStore
+from bot.store.access import ThreadStores
 from bot.store.db import open_db
-from bot.store.proposals import AuditLog, ProposalStore
-from bot.store.queue import WorkQueue
-from bot.store.roles import RoleDirectory
-from bot.store.scans import ScanCache
-from bot.store.usage import UsageIndex
 from bot.util.clock import Clock, utcnow
 
 
@@ -44,7 +39,7 @@ class JobNotifier(Protocol):
 
 
 @dataclass
-class JobContext:
+class JobContext(ThreadStores):
     db_path: str
     config: Config
     clock: Clock = utcnow
@@ -56,16 +51,8 @@ class JobContext:
     ingest_workers: int = 1  # parse processes for ingest; 1 inside the threaded scheduler process (fork-safe)
     worker_name: str = "worker-1"
     counters: Counter[str] = field(default_factory=Counter)
-    _local: threading.local = field(default_factory=threading.local, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _memory_db: sqlite_utils.Database | None = field(default=None, repr=False)
-
-    def _get(self, name: str, factory: Callable[[], Any]) -> Any:
-        value = getattr(self._local, name, None)
-        if value is None:
-            value = factory()
-            setattr(self._local, name, value)
-        return value
 
     def _open(self) -> sqlite_utils.Database:
         if self.db_path == ":memory:":  # one shared connection (single-threaded tests only)
@@ -75,34 +62,6 @@ class JobContext:
         return open_db(self.db_path)
 
     @property
-    def db(self) -> sqlite_utils.Database:
-        return self._get("db", self._open)
-
-    @property
-    def queue(self) -> WorkQueue:
-        return self._get("queue", lambda: WorkQueue(self.db, self.clock))
-
-    @property
-    def proposals(self) -> ProposalStore:
-        return self._get("proposals", lambda: ProposalStore(self.db, self.clock))
-
-    @property
-    def roles(self) -> RoleDirectory:
-        return self._get("roles", lambda: RoleDirectory(self.db, self.clock))
-
-    @property
-    def audit(self) -> AuditLog:
-        return self._get("audit", lambda: AuditLog(self.db, self.clock))
-
-    @property
-    def changes(self) -> ChangeStore:
-        return self._get("changes", lambda: ChangeStore(self.db, self.clock))
-
-    @property
-    def scans(self) -> ScanCache:
-        return self._get("scans", lambda: ScanCache(self.db, self.clock))
-
-    @property
     def aa_quota(self) -> Any:
         """Access Analyzer quota guard (``bot.aws.access_analyzer.AccessAnalyzerQuota``) on this store."""
         from bot.aws.access_analyzer import AccessAnalyzerQuota
@@ -110,10 +69,6 @@ class JobContext:
         settings = self.config.access_analyzer
         return self._get("aa_quota", lambda: AccessAnalyzerQuota(
             self.db, concurrent=settings.max_concurrent, per_day=settings.max_per_day, clock=self.clock))
-
-    @property
-    def usage(self) -> UsageIndex:
-        return self._get("usage", lambda: UsageIndex(self.db, self.clock))
 
     def iam(self, account: str) -> Any:
         if self.iam_for is None:
@@ -125,8 +80,5 @@ class JobContext:
             self.counters[name] += n
 
     def close(self) -> None:
-        """Close this thread's connection (file-backed stores)."""
-        db = getattr(self._local, "db", None)
-        if db is not None and db is not self._memory_db:
-            db.conn.close()
-        self._local = threading.local()
+        """Close this thread's connection (file-backed stores); other threads keep theirs."""
+        self._close_thread_stores(keep=self._memory_db)
