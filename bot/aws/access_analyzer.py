@@ -18,7 +18,6 @@ import json
 import re
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import sqlite_utils
 from botocore.exceptions import ClientError
 
+from bot.store.db import transaction
 from bot.util.clock import Clock, iso, utcnow
 
 DEFAULT_CONCURRENT = 1
@@ -63,21 +63,10 @@ class AccessAnalyzerQuota:
         self.stale_after = stale_after  # a slot never released (crash) stops counting as running after this
         _ensure_schema(db)
 
-    @contextmanager
-    def _transaction(self) -> Any:
-        conn = self.db.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-
     def acquire(self, account: str, principal_arn: str) -> int:
         """Reserve a slot (counted against both quotas at once) or raise :class:`QuotaExhausted`."""
         now = self.clock()
-        with self._transaction() as conn:
+        with transaction(self.db) as conn:
             running = conn.execute(
                 "SELECT COUNT(*) FROM aa_generations WHERE account = ? AND finished_at IS NULL AND started_at > ?",
                 (account, iso(now - self.stale_after))).fetchone()[0]

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlite_utils
 
+from bot.store.db import transaction
 from bot.store.proposals import AuditLog
 from bot.util.clock import Clock, iso, utcnow
 
@@ -87,17 +86,6 @@ class ChangeStore:
         self.audit = AuditLog(db, clock)
         ensure_schema(db)
 
-    @contextmanager
-    def _transaction(self) -> Iterator[Any]:
-        conn = self.db.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-
     def create(self, *, account: str, role_name: str, role_arn: str, before_image: dict[str, Any],
                before_policy_hash: str, state: str, steps: list[tuple[str, str, dict[str, Any]]],
                documents: list[dict[str, Any]], policy_names: list[str], expected_policy_hash: str,
@@ -116,7 +104,7 @@ class ChangeStore:
             expected_policy_hash=expected_policy_hash, before_policy_hash=before_policy_hash,
             documents=documents, policy_names=policy_names, reason=reason, retention_days=retention_days,
         )
-        with self._transaction() as conn:
+        with transaction(self.db) as conn:
             busy = conn.execute(
                 f"SELECT id FROM changes WHERE account = ? AND role_name = ? AND state IN "
                 f"({', '.join('?' for _ in INCOMPLETE_STATES)})",
@@ -175,7 +163,7 @@ class ChangeStore:
         sets: dict[str, Any] = {"state": to_state, "updated_at": iso(self.clock())}
         for key, value in fields.items():
             sets[key] = json.dumps(value, sort_keys=True) if key in _JSON_FIELDS else value
-        with self._transaction() as conn:
+        with transaction(self.db) as conn:
             cur = conn.execute(
                 f"UPDATE changes SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ? AND state IN"
                 f" ({', '.join('?' for _ in allowed)})",
@@ -207,7 +195,7 @@ class ChangeStore:
     def record_step(self, change_id: str, phase: str, kind: str, target: str,
                     result: dict[str, Any] | None = None) -> Step:
         """Append an already executed step (rollback actions are computed, then recorded as they run)."""
-        with self._transaction() as conn:
+        with transaction(self.db) as conn:
             seq = conn.execute(
                 "SELECT COALESCE(MAX(seq), -1) + 1 FROM change_steps WHERE change_id = ? AND phase = ?",
                 (change_id, phase)).fetchone()[0]

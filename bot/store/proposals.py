@@ -20,6 +20,7 @@ from typing import Any
 
 import sqlite_utils
 
+from bot.store.db import transaction
 from bot.util.clock import Clock, iso, utcnow
 
 PENDING = "pending"
@@ -99,9 +100,7 @@ class ProposalStore:
         if proposal is None:
             proposal = Proposal(id=new_id("p"), state=PENDING, created_at=now, updated_at=now, **fields)
         row = _to_row(proposal)
-        conn = self.db.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self.db) as conn:
             conn.execute(
                 "UPDATE proposals SET state = ?, updated_at = ? WHERE account = ? AND principal_arn = ?"
                 " AND state = ?",
@@ -112,10 +111,6 @@ class ProposalStore:
                 f"INSERT INTO proposals ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
                 [row[c] for c in cols],
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return proposal
 
     def get(self, proposal_id: str) -> Proposal | None:

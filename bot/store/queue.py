@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlite_utils
 
+from bot.store.db import transaction
 from bot.util.clock import Clock, iso, utcnow
 
 PENDING, RUNNING, DONE, FAILED, CANCELLED = "pending", "running", "done", "failed", "cancelled"
@@ -61,9 +62,7 @@ class WorkQueue:
                 not_before: str | None = None) -> tuple[WorkItem, bool]:
         """Add an item; with ``dedupe_key``, an item with that key still pending or running is returned
         instead (``created`` False). Higher ``priority`` runs first."""
-        conn = self.db.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self.db) as conn:
             if dedupe_key is not None:
                 row = conn.execute(
                     "SELECT * FROM work_items WHERE dedupe_key = ? AND state IN (?, ?) ORDER BY id LIMIT 1",
@@ -82,7 +81,6 @@ class WorkQueue:
                         " payload = ? WHERE id = ?",
                         (priority, requested_by, json.dumps(merged, sort_keys=True), existing.id),
                     )
-                    conn.execute("COMMIT")
                     return self.get(existing.id), False
             cur = conn.execute(
                 "INSERT INTO work_items (kind, payload, state, priority, dedupe_key, requested_by, created_at,"
@@ -91,10 +89,6 @@ class WorkQueue:
                  iso(self.clock()), not_before),
             )
             item_id = cur.lastrowid
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return self.get(int(item_id)), True  # type: ignore[arg-type]
 
     # -- consuming ------------------------------------------------------------------------

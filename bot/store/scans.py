@@ -20,6 +20,7 @@ from typing import Any
 
 import sqlite_utils
 
+from bot.store.db import transaction
 from bot.util.clock import Clock, iso, utcnow
 
 PROPOSED = "proposed"
@@ -72,9 +73,7 @@ class ScanCache:
                          proposal_id=proposal_id, risk_score=risk_score, detail=detail or {})
         values = [rec.principal_arn, rec.account, rec.policy_hash, rec.usage_fingerprint, rec.result, rec.at,
                   rec.proposal_id, rec.risk_score, json.dumps(rec.detail, sort_keys=True, default=str)]
-        conn = self.db.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self.db) as conn:
             conn.execute(
                 "INSERT INTO scan_cache (principal_arn, account, policy_hash, usage_fingerprint, result, at,"
                 " proposal_id, risk_score, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -85,10 +84,6 @@ class ScanCache:
             conn.execute(
                 "INSERT INTO scan_history (principal_arn, account, policy_hash, usage_fingerprint, result, at,"
                 " proposal_id, risk_score, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return rec
 
     def invalidate(self, principal_arn: str) -> None:

@@ -37,6 +37,7 @@ from typing import Any
 import orjson
 import sqlite_utils
 
+from bot.store.db import transaction
 from bot.trail.records import CallRecord
 from bot.util.clock import Clock, iso, utcnow
 
@@ -249,10 +250,8 @@ class UsageIndex:
 
     def record_objects(self, objects: Iterable[ObjectUsage]) -> None:
         """Store the contributions of several objects atomically, replacing older versions of them."""
-        conn = self.db.conn
         now = iso(self.clock())
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self.db) as conn:
             for obj in objects:
                 old = conn.execute("SELECT id FROM ingested_objects WHERE key = ?", [obj.key]).fetchone()
                 if old is not None:
@@ -276,10 +275,6 @@ class UsageIndex:
                 )
                 conn.executemany("INSERT INTO denials VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(oid, *d) for d in obj.denials])
                 conn.execute("DELETE FROM ingest_errors WHERE key = ?", [obj.key])
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def object_count(self) -> int:
         """How many log objects have been ingested (0: no data at all, so nothing can be proposed)."""
