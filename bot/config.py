@@ -67,7 +67,6 @@ class OffHours:
 class Schedules:
     ingest: str = "*/15 * * * *"
     plan: str = "0 * * * *"
-    scan: str = "*/5 * * * *"
     expire: str = "30 3 * * *"
     watch: str = "*/10 * * * *"
     off_hours: OffHours | None = None
@@ -307,7 +306,7 @@ def parse_config(raw: Any, file: str = "<config>") -> Config:
         ))
 
     sched = r.section(raw, "schedules", "")
-    r.unknown_keys(sched, {"ingest", "plan", "scan", "expire", "watch", "off_hours"}, "schedules")
+    r.unknown_keys(sched, {"ingest", "plan", "expire", "watch", "off_hours"}, "schedules")
     off_hours = None
     oh = r.section(sched, "off_hours", "schedules")
     if oh:
@@ -322,7 +321,6 @@ def parse_config(raw: Any, file: str = "<config>") -> Config:
     schedules = Schedules(
         ingest=r.cron(sched, "ingest", "schedules", d.ingest),
         plan=r.cron(sched, "plan", "schedules", d.plan),
-        scan=r.cron(sched, "scan", "schedules", d.scan),
         expire=r.cron(sched, "expire", "schedules", d.expire),
         watch=r.cron(sched, "watch", "schedules", d.watch),
         off_hours=off_hours,

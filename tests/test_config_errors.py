@@ -81,7 +81,7 @@ CASES: list[tuple[str, Any, str, str]] = [
      "expected a boolean"),
     ("protected roles not a list", _with(scope={"protected_roles": "BreakGlass"}), "scope.protected_roles",
      "expected a list"),
-    ("cron with 4 fields", _with(schedules={"scan": "*/5 * * *"}), "schedules.scan", "5-field cron"),
+    ("cron with 4 fields", _with(schedules={"expire": "*/5 * * *"}), "schedules.expire", "5-field cron"),
     ("cron out of range", _with(schedules={"ingest": "61 * * * *"}), "schedules.ingest", "5-field cron"),
     ("cron nonsense", _with(schedules={"plan": "every hour"}), "schedules.plan", "5-field cron"),
     ("digest bad cron", _with(slack={"digests": [{"channel": "C0123456789", "cron": "0 25 * * *"}]}),
@@ -117,10 +117,10 @@ def test_problem_names_file_key_and_expectation(tmp_path: Path, raw: Any, key: s
 
 def test_every_problem_reported_at_once(tmp_path: Path) -> None:
     raw = _with(accounts__0__id=42, slack={"mode": "x", "review_channel": "general"},
-                schedules={"scan": "bad", "watch": "* * * * * *"}, bogus=1)
+                schedules={"expire": "bad", "watch": "* * * * * *"}, bogus=1)
     path, problems = _problems(tmp_path, raw)
     keys = {p.split(": ")[1] for p in problems}
-    assert {"accounts[0].id", "slack.mode", "slack.review_channel", "schedules.scan", "schedules.watch",
+    assert {"accounts[0].id", "slack.mode", "slack.review_channel", "schedules.expire", "schedules.watch",
             "bogus"} <= keys
     assert all(p.startswith(f"{path}: ") for p in problems)
 
@@ -156,11 +156,11 @@ def _check(path: Path) -> int:
 
 
 def test_check_config_command_invalid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = _write(tmp_path, _with(accounts__0__id=123456789012, schedules={"scan": "*/5 * * *"}))
+    path = _write(tmp_path, _with(accounts__0__id=123456789012, schedules={"expire": "*/5 * * *"}))
     assert _check(path) == 2
     out, err = capsys.readouterr()
     assert out == ""
-    assert f"{path}: accounts[0].id:" in err and f"{path}: schedules.scan:" in err
+    assert f"{path}: accounts[0].id:" in err and f"{path}: schedules.expire:" in err
 
 
 def test_check_config_command_valid(capsys: pytest.CaptureFixture[str]) -> None:

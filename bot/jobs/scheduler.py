@@ -10,8 +10,7 @@ queue with atomic claims and dedupe keys, so a trigger firing twice or a restart
 * ``watch`` -> a ``watch`` item (denials after applied changes);
 * each ``slack.digests`` entry -> a ``digest`` item for its channel.
 
-Scans themselves run as soon as the worker is free (in priority order); ``schedules.scan`` is accepted by the
-config but not used to gate them. :class:`SchedulerService` runs the scheduler and a worker thread together and
+Scans themselves run as soon as the worker is free (in priority order). :class:`SchedulerService` runs the scheduler and a worker thread together and
 shuts both down cleanly (the item in hand is finished; an interrupted one is recovered at the next start).
 """
 
