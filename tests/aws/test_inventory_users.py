@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
-import pytest
 from botocore.stub import Stubber
 
 from bot.aws.inventory import (
@@ -201,8 +200,6 @@ def test_pagination_across_roles_and_users_with_boundary_and_password_use() -> N
     assert [name for name, _ in u2.identity_documents()] == ["own", "ops/g"]
 
 
-@pytest.mark.xfail(strict=True, reason="config/iam/reader.json and boundary.json do not yet allow the user "
-                   "inventory's calls; tests/aws/test_own_permissions.py must exercise them before they are added")
 def test_reader_policy_allows_the_user_inventory_calls(iam: Any) -> None:
     _make_group(iam)
     _make_user(iam)

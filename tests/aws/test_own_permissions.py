@@ -22,7 +22,12 @@ from botocore.stub import Stubber
 
 from bot.aws.access_analyzer import AccessAnalyzerQuota, GenerationFailed, generate_policy
 from bot.aws.apply import rollback_change, start_change
-from bot.aws.inventory import get_role_snapshot, list_role_snapshots
+from bot.aws.inventory import (
+    get_role_snapshot,
+    get_user_snapshot,
+    list_account_snapshots,
+    list_role_snapshots,
+)
 from bot.aws.sessions import AccountSessions
 from bot.policy.evaluate import Decision, evaluate
 from bot.policy.model import parse_policy
@@ -147,9 +152,19 @@ def test_policies_allow_exactly_the_calls_the_code_makes(moto_endpoint: str) -> 
 
     reader = boto3.client("iam", endpoint_url=moto_endpoint, region_name="us-east-1")
     analyzer = boto3.client("accessanalyzer", region_name="us-east-1")
+    setup.create_group(GroupName="ops")
+    setup.put_group_policy(GroupName="ops", PolicyName="g", PolicyDocument=json.dumps(INLINE))
+    setup.attach_group_policy(GroupName="ops", PolicyArn=ADMIN)
+    setup.create_user(UserName="alice")
+    setup.add_user_to_group(GroupName="ops", UserName="alice")
+    setup.put_user_policy(UserName="alice", PolicyName="own", PolicyDocument=json.dumps(INLINE))
+    setup.attach_user_policy(UserName="alice", PolicyArn=ADMIN)
+    setup.create_access_key(UserName="alice")
     with _recording(reader) as reader_calls:
         list_role_snapshots(reader)
         get_role_snapshot(reader, "app")
+        list_account_snapshots(reader, access_keys=True)  # roles and users (read-only inventory)
+        get_user_snapshot(reader, "alice", access_keys=True)
     reader_calls.calls |= _access_analyzer_calls(analyzer)
     _check("reader", reader_calls.calls)
 
