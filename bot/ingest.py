@@ -38,9 +38,15 @@ from bot.trail.reader import iter_raw_records
 from bot.trail.records import CallRecord
 from bot.trail.sources import LogObject, iter_log_objects
 
-#: Flush to the index after this many objects or usage rows, whichever comes first.
-BATCH_OBJECTS = 64
-BATCH_ROWS = 50_000
+#: Flush to the index after this many objects or usage rows, whichever comes first. Small batches keep the
+#: pool busy: while this process writes a batch it submits nothing, so the queued work (below) must outlast
+#: one flush.
+BATCH_OBJECTS = 16
+BATCH_ROWS = 20_000
+#: Objects submitted to the pool but not yet collected, per worker, and at most this many bytes of fetched
+#: (S3) object data held for them.
+IN_FLIGHT_PER_WORKER = 16
+IN_FLIGHT_BYTES = 64 << 20
 #: Below this many objects to read a process pool costs more than it saves.
 MIN_OBJECTS_FOR_POOL = 8
 
@@ -219,7 +225,25 @@ def default_workers(n_objects: int) -> int:
 def ingest(spec: str, index: UsageIndex, *, since: date | str | None = None, until: date | str | None = None,
            progress: Progress | None = None, s3_client: Any = None, workers: int | None = None,
            accounts: list[str] | None = None, regions: list[str] | None = None) -> IngestReport:
-    """Read every new or changed log object under ``spec`` into ``index``."""
+    """Read every new or changed log object under ``spec`` into ``index``.
+
+    The cyclic garbage collector is paused for the run (see :func:`parse_object`): the results unpickled from
+    the pool and the rows built for the index are hundreds of thousands of acyclic containers whose
+    allocation kept triggering collections in this process too.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _ingest(spec, index, since=since, until=until, progress=progress, s3_client=s3_client,
+                       workers=workers, accounts=accounts, regions=regions)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _ingest(spec: str, index: UsageIndex, *, since: date | str | None, until: date | str | None,
+            progress: Progress | None, s3_client: Any, workers: int | None, accounts: list[str] | None,
+            regions: list[str] | None) -> IngestReport:
     started = time.perf_counter()
     report = IngestReport()
     todo: list[LogObject] = []
@@ -275,21 +299,28 @@ def ingest(spec: str, index: UsageIndex, *, since: date | str | None = None, unt
             collect(task[0], _work(task))
     else:
         in_flight: deque[tuple[tuple[str, int, str, bytes | None], Future[_Parsed | str]]] = deque()
+        in_flight_bytes = 0
         tasks = _tasks(todo, read_errors, local_inline=True)
+
+        def collect_oldest() -> None:
+            nonlocal in_flight_bytes
+            task, fut = in_flight[0]
+            collect(task[0], fut.result())
+            in_flight.popleft()
+            in_flight_bytes -= len(task[3] or b"")
+
         try:
             remote = not all(_is_local(o) for o in todo)
             with ProcessPoolExecutor(max_workers=n_workers, mp_context=_pool_context(remote)) as pool:
                 # a bounded window of submitted objects keeps memory flat (S3 bytes are held until parsed)
                 for task in tasks:
                     in_flight.append((task, pool.submit(_work, task)))
-                    if len(in_flight) >= n_workers * 4:
-                        task, fut = in_flight[0]
-                        collect(task[0], fut.result())
-                        in_flight.popleft()
+                    in_flight_bytes += len(task[3] or b"")
+                    while in_flight and (len(in_flight) >= n_workers * IN_FLIGHT_PER_WORKER
+                                         or in_flight_bytes >= IN_FLIGHT_BYTES):
+                        collect_oldest()
                 while in_flight:
-                    task, fut = in_flight[0]
-                    collect(task[0], fut.result())
-                    in_flight.popleft()
+                    collect_oldest()
         except BrokenProcessPool:
             # a worker died (killed, out of memory): finish the remaining objects in this process
             report.workers = 1
