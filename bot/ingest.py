@@ -229,7 +229,8 @@ def ingest(spec: str, index: UsageIndex, *, since: date | str | None = None, unt
 
     The cyclic garbage collector is paused for the run (see :func:`parse_object`): the results unpickled from
     the pool and the rows built for the index are hundreds of thousands of acyclic containers whose
-    allocation kept triggering collections in this process too.
+    allocation kept triggering collections in this process too. The young generations are collected after
+    every batch written.
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -270,6 +271,9 @@ def _ingest(spec: str, index: UsageIndex, *, since: date | str | None, until: da
         nonlocal pending, pending_rows
         if pending:
             index.record_objects(pending)
+            # the collector is paused for the run: collect the young generations here, so cycles made
+            # meanwhile (S3 client responses, futures) do not pile up over a long ingest
+            gc.collect(1)
         pending, pending_rows = [], 0
 
     def collect(key: str, result: _Parsed | str) -> None:
