@@ -58,6 +58,11 @@ def _list(actions: list[str]) -> str:
     return shown + (f" and {len(actions) - _EXAMPLES} more" if len(actions) > _EXAMPLES else "")
 
 
+def _count(n: int, one: str = "was", many: str = "were") -> str:
+    """``1 action was`` / ``3 actions were``."""
+    return f"1 action {one}" if n == 1 else f"{n} actions {many}"
+
+
 def _per_action(usage: Iterable[Any]) -> dict[str, tuple[int, list[date], date | None, date | None]]:
     """Usage rows are per (action, resource): fold them per action (total count, union of days, first, last),
     so an action used on three resources counts as one action seen three times, not three actions."""
@@ -143,7 +148,7 @@ def coverage_warnings(
         once.sort()
         out.append(
             CoverageWarning(
-                "seen_once", f"{len(once)} actions were used only once: {_list(once)}", tuple(once)
+                "seen_once", f"{_count(len(once))} used only once: {_list(once)}", tuple(once)
             )
         )
     if periodic:
@@ -153,7 +158,7 @@ def coverage_warnings(
         out.append(
             CoverageWarning(
                 "periodic",
-                f"{len(acts)} actions recur with a long period, the window holds fewer than "
+                f"{_count(len(acts), 'recurs', 'recur')} with a long period, the window holds fewer than "
                 f"{PERIODIC_MIN_OCCURRENCES} occurrences: {_list(notes)}",
                 tuple(acts),
             )
@@ -163,7 +168,7 @@ def coverage_warnings(
         out.append(
             CoverageWarning(
                 "near_window_start",
-                f"{len(edge)} actions were seen only in the first {EDGE_DAYS} days of the window "
+                f"{_count(len(edge))} seen only in the first {EDGE_DAYS} days of the window "
                 f"(a shorter window would miss them; they may be periodic): {_list(edge)}",
                 tuple(edge),
             )

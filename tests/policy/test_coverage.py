@@ -76,4 +76,4 @@ def test_rows_of_one_action_on_several_resources_count_as_one_action() -> None:
     rows += [Row("kms:Decrypt", 1, ["2026-02-14"]), Row("kms:Decrypt", 0, [])]
     w = run(usage=rows)
     assert codes(w) == ["seen_once"]
-    assert w[0].actions == ("kms:Decrypt",) and w[0].message.startswith("1 actions")
+    assert w[0].actions == ("kms:Decrypt",) and w[0].message.startswith("1 action was used only once")
