@@ -405,18 +405,24 @@ def _role_inventory(details: _AccountDetails, scope: Scope, now: datetime) -> In
                   details.docs)
         for role in details.roles
     ]
-    account = snapshots[0].account if snapshots else ""
-    result = InventoryResult(account=account)
+    result = InventoryResult(account=snapshots[0].account if snapshots else "")
+    _sort_by_scope(snapshots, scope.exclusion, ExcludedRole, result, scope, now)
+    return result
+
+
+def _sort_by_scope(snapshots: list[Any], exclusion: Any, excluded: Any, result: Any, scope: Scope,
+                   now: datetime) -> None:
+    """Sort snapshots (by name) into ``result.in_scope`` / ``result.excluded`` (with the reason), recording
+    history warnings for those in scope. Shared by the role and the user inventory."""
     for snap in sorted(snapshots, key=lambda s: s.name.lower()):
-        reason = scope.exclusion(snap)
+        reason = exclusion(snap)
         if reason:
-            result.excluded.append(ExcludedRole(snap, reason))
+            result.excluded.append(excluded(snap, reason))
             continue
         result.in_scope.append(snap)
         warnings = scope.warnings(snap, now)
         if warnings:
             result.warnings[snap.arn] = warnings
-    return result
 
 
 def _user_inventory(iam: Any, details: _AccountDetails, scope: Scope, now: datetime,
@@ -443,15 +449,7 @@ def _user_inventory(iam: Any, details: _AccountDetails, scope: Scope, now: datet
             member_of, password_last_used.get(user["UserName"]),
             _access_keys_last_used(iam, user["UserName"]) if access_keys else None, details.docs))
     result = UserInventory(account=snapshots[0].account if snapshots else "")
-    for snap in sorted(snapshots, key=lambda s: s.name.lower()):
-        reason = scope.user_exclusion(snap)
-        if reason:
-            result.excluded.append(ExcludedUser(snap, reason))
-            continue
-        result.in_scope.append(snap)
-        warnings = scope.warnings(snap, now)
-        if warnings:
-            result.warnings[snap.arn] = warnings
+    _sort_by_scope(snapshots, scope.user_exclusion, ExcludedUser, result, scope, now)
     return result
 
 
