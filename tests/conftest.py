@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 
 from bot.aws.embedded import FAKE_CREDENTIALS, EmbeddedAws, start_embedded_aws
+from bot.trail.build_event_map import DEFAULT_MAPPINGS
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("TIGHTEN_SHARED", REPO.parent / "shared"))
-SAMPLES = SHARED / "data" / "cloudtrail"
-MAPPINGS = SHARED / "data" / "mappings"
+# Public CloudTrail samples bundled with the tests (licences and provenance: tests/data/README.md).
+SAMPLES = REPO / "tests" / "data" / "cloudtrail"
+# The event-map builder's public inputs (bot/trail/map_sources/README.md).
+MAPPINGS = DEFAULT_MAPPINGS
 
 # No test may reach real AWS: fake credentials for everything, before any boto3 import uses them.
 for _k, _v in FAKE_CREDENTIALS.items():
@@ -23,8 +25,6 @@ os.environ.pop("AWS_PROFILE", None)
 
 @pytest.fixture(scope="session")
 def samples_dir() -> Path:
-    if not SAMPLES.is_dir():
-        pytest.fail(f"shared CloudTrail samples not found at {SAMPLES} (set TIGHTEN_SHARED)")
     return SAMPLES
 
 

@@ -1,9 +1,9 @@
 """Derive the compact CloudTrail -> IAM map shipped in ``bot/trail/data/event_map.json.gz``.
 
-Run ``python -m bot.trail.build_event_map [MAPPINGS_DIR]`` (default ``$TIGHTEN_SHARED/data/mappings``,
-``TIGHTEN_SHARED`` defaulting to ``../shared`` next to the repository, as in ``tests/conftest.py``). Inputs (see that folder's README):
+Run ``python -m bot.trail.build_event_map [MAPPINGS_DIR]`` (default ``bot/trail/map_sources``, the public
+inputs bundled with their licences and provenance). Inputs (see that folder's README):
 
-* ``map.json`` (iam-dataset, MIT): ``sdk_method_iam_mappings["Service.Method"]`` -> IAM actions with
+* ``map.json`` or ``map.json.gz`` (iam-dataset, MIT): ``sdk_method_iam_mappings["Service.Method"]`` -> IAM actions with
   resource templates; ``sdk_service_mappings`` (SDK service name -> IAM prefix);
   ``sdk_permissionless_actions``.
 * ``iam-dataset_cloudtrail_service_mappings.current.json``: eventSource -> IAM prefix.
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import shutil
 import sys
 from collections import Counter
@@ -47,12 +46,13 @@ from bot.policy.catalog import Catalog, catalog
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 EVENT_MAP_PATH = DATA_DIR / "event_map.json.gz"
-DEFAULT_MAPPINGS = (
-    Path(os.environ.get("TIGHTEN_SHARED", Path(__file__).resolve().parents[3] / "shared")) / "data" / "mappings"
-)
+DEFAULT_MAPPINGS = Path(__file__).resolve().parent / "map_sources"
 
 
 def _load(path: Path) -> Any:
+    if not path.exists() and path.with_name(path.name + ".gz").exists():
+        with gzip.open(path.with_name(path.name + ".gz"), "rt", encoding="utf-8") as fh:
+            return json.load(fh)
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
 

@@ -51,7 +51,7 @@ Call = tuple[str, str]  # (action, resource)
 
 
 def _sdk_map() -> dict[str, Any]:
-    return json.loads((MAPPINGS / "map.json").read_text())["sdk_method_iam_mappings"]
+    return json.loads(gzip.decompress((MAPPINGS / "map.json.gz").read_bytes()))["sdk_method_iam_mappings"]
 
 
 def _resource(service: str, params: dict[str, Any]) -> str:

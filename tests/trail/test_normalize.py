@@ -1,4 +1,4 @@
-"""bot.trail.normalize on the real shared samples and on small handmade records."""
+"""bot.trail.normalize on the bundled real samples (tests/data/cloudtrail) and on small handmade records."""
 
 from __future__ import annotations
 
