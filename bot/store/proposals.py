@@ -48,7 +48,8 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     ROLLED_BACK: (APPLIED,),
 }
 
-_JSON_FIELDS = ("documents", "current_documents", "risk_reasons", "warnings", "stats", "notes")
+_JSON_FIELDS = ("documents", "current_documents", "risk_reasons", "warnings", "stats", "notes", "checks")
+_DICT_FIELDS = ("stats", "checks")
 
 
 @dataclass
@@ -82,6 +83,9 @@ class Proposal:
     channel: str | None = None
     message_ts: str | None = None
     change_id: str | None = None
+    # Results of the safety checks run before the proposal was stored, by name: {"containment": {...},
+    # "replay": {...}, "escalation": {...}, ...}. Each value is a JSON-able dict owned by its check.
+    checks: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_open(self) -> bool:
@@ -214,8 +218,16 @@ def _to_row(p: Proposal) -> dict[str, Any]:
 def _from_row(row: dict[str, Any]) -> Proposal:
     row = dict(row)
     for key in _JSON_FIELDS:
-        row[key] = json.loads(row[key]) if row.get(key) else ([] if key != "stats" else {})
+        row[key] = json.loads(row[key]) if row.get(key) else ({} if key in _DICT_FIELDS else [])
     return Proposal(**row)
+
+
+def _add_missing_columns(db: sqlite_utils.Database, table: str, columns: dict[str, str]) -> None:
+    """Stores created by older versions lack newer columns: add them (NULL reads as the field's default)."""
+    have = {row[1] for row in db.conn.execute(f"PRAGMA table_info({table})")}
+    for name, sql_type in columns.items():
+        if name not in have:
+            db.conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}")
 
 
 def ensure_schema(db: sqlite_utils.Database) -> None:
@@ -227,9 +239,10 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
             window_start TEXT, window_end TEXT, summary TEXT, diff_text TEXT, unified_diff TEXT,
             risk_score REAL, risk_reasons TEXT, warnings TEXT, stats TEXT, notes TEXT, engine TEXT,
             requested_by TEXT, decided_by TEXT, decided_at TEXT, decision_reason TEXT,
-            channel TEXT, message_ts TEXT, change_id TEXT
+            channel TEXT, message_ts TEXT, change_id TEXT, checks TEXT
         )"""
     )
+    _add_missing_columns(db, "proposals", {"checks": "TEXT"})
     db.conn.execute("CREATE INDEX IF NOT EXISTS proposals_principal ON proposals (principal_arn, state)")
     db.conn.execute(
         """CREATE TABLE IF NOT EXISTS audit (

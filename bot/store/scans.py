@@ -9,7 +9,10 @@ treated as fresh.
 Results: ``proposed`` (a proposal was created), ``already_tight`` (the proposal equals the current permissions),
 ``incomplete`` (usage data incomplete for the window: fail closed, nothing proposed), ``deferred`` (the Access
 Analyzer quota was used up), ``excluded`` (the role is out of scope: service-linked, protected, Tighten's own),
-``failed`` (an error). Every scan also appends a row to ``scan_history``.
+``refused`` (a proposal was computed but failed a safety check run before it is stored, e.g. it would grant
+something the role does not hold today or deny a call the role made: fail closed, nothing is stored or posted;
+``detail`` holds the check's name and the reason), ``failed`` (an error). Every scan also appends a row to
+``scan_history``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ ALREADY_TIGHT = "already_tight"
 INCOMPLETE = "incomplete"
 DEFERRED = "deferred"
 EXCLUDED = "excluded"
+REFUSED = "refused"
 FAILED = "failed"
 
 #: Results that settle a principal until its policy or usage changes.
