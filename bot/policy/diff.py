@@ -1,8 +1,9 @@
 """What a proposal changes: current vs proposed effective permissions, for reviewers.
 
 ``diff_permissions`` compares two :class:`EffectivePermissions`: actions removed / kept / added (grouped by
-service and access level), resource narrowing (``*`` -> ARNs) and broadening, escalation paths closed or
-opened, and IAM-admin before/after. ``summary`` is the one-line human summary, ``render_grouped`` the plain
+service and access level), resource narrowing (``*`` -> ARNs) and broadening, escalation paths opened, still
+open or closed (by name, with the named roles that open them; listed first in the grouped text), and IAM-admin
+before/after. ``summary`` is the one-line human summary, ``render_grouped`` the plain
 text block for the CLI and Slack code blocks, ``unified_text_diff`` the full view of the JSON documents.
 """
 
@@ -15,7 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.policy.catalog import ACCESS_LEVELS
-from bot.policy.escalation import EscalationPath, can_administer_iam, escalation_paths
+from bot.policy.escalation import (
+    EscalationContext,
+    EscalationFinding,
+    can_administer_iam,
+    escalation_findings,
+)
 from bot.policy.evaluate import pattern_covers
 from bot.policy.expand import EffectivePermissions, Grant
 
@@ -40,9 +46,9 @@ class PermissionDiff:
     added: tuple[Grant, ...]  # proposed grants for actions not held today
     narrowed: tuple[ResourceChange, ...]  # kept actions on fewer resources
     broadened: tuple[ResourceChange, ...]  # kept actions on resources not granted today
-    escalations_closed: tuple[EscalationPath, ...]
-    escalations_kept: tuple[EscalationPath, ...]
-    escalations_opened: tuple[EscalationPath, ...]
+    escalations_closed: tuple[EscalationFinding, ...]  # open today (as found today), closed by the proposal
+    escalations_kept: tuple[EscalationFinding, ...]  # still open under the proposal (as found there)
+    escalations_opened: tuple[EscalationFinding, ...]
     iam_admin_before: bool
     iam_admin_after: bool
     unknown_patterns: tuple[str, ...] = ()  # proposed Action patterns that match no catalog action
@@ -75,7 +81,10 @@ def _resource_change(before: Grant, after: Grant) -> tuple[str, ResourceChange] 
     return ("narrowed" if inside else "broadened"), change
 
 
-def diff_permissions(current: EffectivePermissions, proposed: EffectivePermissions) -> PermissionDiff:
+def diff_permissions(current: EffectivePermissions, proposed: EffectivePermissions,
+                     escalation_context: EscalationContext | None = None) -> PermissionDiff:
+    """Compare two permission sets; ``escalation_context`` (the principal and a lookup of named roles) lets
+    the escalation paths follow PassRole / AssumeRole to the roles they name."""
     removed = tuple(g for name, g in sorted(current.grants.items()) if name not in proposed.grants)
     kept: list[Grant] = []
     added: list[Grant] = []
@@ -90,8 +99,8 @@ def diff_permissions(current: EffectivePermissions, proposed: EffectivePermissio
         change = _resource_change(before, grant)
         if change is not None:
             (narrowed if change[0] == "narrowed" else broadened).append(change[1])
-    paths_before = {p.id: p for p in escalation_paths(current)}
-    paths_after = {p.id: p for p in escalation_paths(proposed)}
+    paths_before = {f.id: f for f in escalation_findings(current, escalation_context)}
+    paths_after = {f.id: f for f in escalation_findings(proposed, escalation_context)}
     return PermissionDiff(
         removed=removed,
         kept=tuple(kept),
@@ -99,7 +108,7 @@ def diff_permissions(current: EffectivePermissions, proposed: EffectivePermissio
         narrowed=tuple(narrowed),
         broadened=tuple(broadened),
         escalations_closed=tuple(p for i, p in paths_before.items() if i not in paths_after),
-        escalations_kept=tuple(p for i, p in paths_before.items() if i in paths_after),
+        escalations_kept=tuple(p for i, p in paths_after.items() if i in paths_before),
         escalations_opened=tuple(p for i, p in paths_after.items() if i not in paths_before),
         iam_admin_before=can_administer_iam(current),
         iam_admin_after=can_administer_iam(proposed),
@@ -128,6 +137,8 @@ def summary(diff: PermissionDiff) -> str:
         parts.append(f"closes {_n(len(diff.escalations_closed), 'escalation path')}")
     if diff.escalations_opened:
         parts.append(f"OPENS {_n(len(diff.escalations_opened), 'escalation path')}")
+    if diff.escalations_kept:
+        parts.append(f"leaves {_n(len(diff.escalations_kept), 'escalation path')} open")
     from_any = [c for c in diff.narrowed if c.from_any]
     if from_any:
         arns = {r for c in from_any for r in c.after}
@@ -181,9 +192,26 @@ def _render_section(
     return lines
 
 
+def _render_escalations(diff: PermissionDiff) -> list[str]:
+    """The ESCALATION PATHS section (first after the summary: what stays open decides the review)."""
+    if not (diff.escalations_closed or diff.escalations_kept or diff.escalations_opened):
+        return []
+    lines = ["ESCALATION PATHS"]
+    for label, findings in (
+        ("OPENED", diff.escalations_opened),
+        ("still open", diff.escalations_kept),
+        ("closed", diff.escalations_closed),
+    ):
+        for f in findings:
+            conditional = " (conditional)" if f.conditional else ""
+            lines.append(f"  {label:<10} {f.id}: {f.text} ({f.path.requirement_text}){conditional}")
+    return lines + [""]
+
+
 def render_grouped(diff: PermissionDiff, *, list_up_to: int = 15, max_services: int = 25) -> str:
     """Plain text grouped by service and access level (for the CLI and Slack code blocks)."""
     lines = [summary(diff), ""]
+    lines += _render_escalations(diff)
     lines += _render_section("KEPT", diff.kept, list_up_to=10_000, max_services=10_000, with_resources=True)
     if diff.added:
         lines += [""] + _render_section(
@@ -198,15 +226,6 @@ def render_grouped(diff: PermissionDiff, *, list_up_to: int = 15, max_services: 
             lines.append(f"  narrowed   {c.action}: {', '.join(c.before)} -> {', '.join(c.after)}")
         for c in diff.broadened:
             lines.append(f"  BROADENED  {c.action}: {', '.join(c.before)} -> {', '.join(c.after)}")
-    if diff.escalations_closed or diff.escalations_kept or diff.escalations_opened:
-        lines += ["", "ESCALATION PATHS"]
-        for label, paths in (
-            ("closed", diff.escalations_closed),
-            ("still open", diff.escalations_kept),
-            ("OPENED", diff.escalations_opened),
-        ):
-            for p in paths:
-                lines.append(f"  {label:<10} {p.id}: {p.title} ({' + '.join(p.required)})")
     if diff.unknown_patterns:
         lines += [
             "",

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from bot.policy.escalation import escalation_paths, iam_admin_grants
+from bot.policy.escalation import EscalationContext, escalation_paths, iam_admin_grants
 from bot.policy.expand import EffectivePermissions
 
 WEIGHT_IAM_ADMIN = 40.0
@@ -70,8 +70,10 @@ def risk_score(
     usage_actions: set[str] | None,
     last_used: str | None,
     now: datetime,
+    escalation_context: EscalationContext | None = None,
 ) -> RiskScore:
-    """Score ``perms`` (see the module docstring). ``usage_actions`` None means usage is unknown."""
+    """Score ``perms`` (see the module docstring). ``usage_actions`` None means usage is unknown;
+    ``escalation_context`` lets escalation follow PassRole / AssumeRole to the named roles."""
     parts: dict[str, float] = {}
     reasons: list[str] = []
 
@@ -83,11 +85,12 @@ def risk_score(
             f"({_examples(g.action for g in admin)})"
         )
 
-    paths = escalation_paths(perms)
+    paths = escalation_paths(perms, escalation_context)
     if paths:
         extra = min(MAX_ESCALATION_EXTRA, WEIGHT_ESCALATION_EXTRA * (len(paths) - 1))
         parts["escalation"] = WEIGHT_ESCALATION + extra
-        reasons.append(f"{len(paths)} privilege-escalation paths open ({_examples(p.id for p in paths)})")
+        noun = "path" if len(paths) == 1 else "paths"
+        reasons.append(f"{len(paths)} privilege-escalation {noun} open ({_examples(p.id for p in paths)})")
 
     broad_writes = [g for g in perms if g.on_any_resource and g.access_level in _WRITE_LEVELS]
     if broad_writes:

@@ -104,3 +104,25 @@ def test_unified_text_diff_ignores_key_order() -> None:
     assert text.startswith("--- current\n+++ proposed\n")
     assert '-      "Action": "s3:*",' in text.splitlines()
     assert "+# proposed" in text and "-# inline/app" in text
+
+
+def test_escalation_section_names_open_and_closed_paths_first() -> None:
+    from bot.policy.escalation import EscalationContext, RoleProfile, profile_lookup
+
+    admin = "arn:aws:iam::111122223333:role/deploy-admin"
+    ctx = EscalationContext("arn:aws:iam::111122223333:role/ci",
+                            profile_lookup([RoleProfile(admin, "deploy-admin", iam_admin=True)]))
+    current = perms({"Statement": [{"Effect": "Allow", "Action": ["iam:PassRole", "lambda:CreateFunction",
+                                                                   "ssm:SendCommand"], "Resource": "*"}]})
+    proposed = perms({"Statement": [{"Effect": "Allow", "Action": "iam:PassRole", "Resource": admin},
+                                    {"Effect": "Allow", "Action": "lambda:CreateFunction", "Resource": "*"}]})
+    diff = diff_permissions(current, proposed, ctx)
+    assert [f.id for f in diff.escalations_kept] == ["lambda-passrole-create-function"]
+    assert "ssm-send-command" in [f.id for f in diff.escalations_closed]
+    assert "leaves 1 escalation path open" in summary(diff)
+    lines = render_grouped(diff).splitlines()
+    assert lines[2] == "ESCALATION PATHS"
+    assert lines[3] == ("  still open lambda-passrole-create-function: can pass admin role `deploy-admin` to Lambda"
+                        " (iam:PassRole + lambda:CreateFunction)")
+    assert any(line.startswith("  closed     ssm-send-command: ") for line in lines[4:])
+    assert lines.index("ESCALATION PATHS") < lines.index(next(x for x in lines if x.startswith("KEPT")))

@@ -69,3 +69,19 @@ def test_deterministic() -> None:
     a = risk_score(perms_of("ec2:*"), {"ec2:DescribeInstances"}, "2026-03-01", NOW)
     b = risk_score(perms_of("ec2:*"), {"ec2:DescribeInstances"}, "2026-03-01", NOW)
     assert a == b
+
+
+def test_passing_a_named_admin_role_counts_as_escalation_with_the_inventory() -> None:
+    from bot.policy.escalation import EscalationContext, RoleProfile, profile_lookup
+
+    admin = "arn:aws:iam::111122223333:role/deploy-admin"
+    doc = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "iam:PassRole", "Resource": admin},
+        {"Effect": "Allow", "Action": "lambda:CreateFunction", "Resource": "*"}]}
+    perms = effective_permissions([parse_policy(doc)])
+    assert "escalation" not in risk_score(perms, None, None, NOW).parts  # a named role cannot be judged alone
+    ctx = EscalationContext("arn:aws:iam::111122223333:role/ci",
+                            profile_lookup([RoleProfile(admin, "deploy-admin", iam_admin=True)]))
+    risk = risk_score(perms, None, None, NOW, ctx)
+    assert "escalation" in risk.parts
+    assert "1 privilege-escalation path open (lambda-passrole-create-function)" in risk.reasons
