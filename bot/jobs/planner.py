@@ -1,7 +1,7 @@
 """Scan planning: which in-scope roles to scan, in which order, and when.
 
 Every in-scope role of every configured account is read (``list_role_snapshots``), recorded in the role
-directory, and ranked by :func:`rank_key`: the risk score of what it holds now (roles that can administer
+directory (excluded roles too, each with what it could escalate to: ``bot.jobs.role_privilege``), and ranked by :func:`rank_key`: the risk score of what it holds now (roles that can administer
 IAM or escalate rank first, by ``bot.policy.risk``), then the breadth of its unused grants. A role whose
 policies and usage are unchanged since its last settled scan is skipped (scan cache); a role with no unused
 grant gets priority 0 (it is likely already tight). Each role gets one pending ``scan`` item at most (dedupe key
@@ -17,9 +17,8 @@ from zoneinfo import ZoneInfo
 from bot.aws.inventory import RoleSnapshot, list_role_snapshots
 from bot.config import OffHours
 from bot.jobs.context import JobContext
+from bot.jobs.role_privilege import role_privilege, snapshot_permissions
 from bot.jobs.scan import last_used, scan_fingerprint, scope_from_config
-from bot.policy.expand import effective_permissions
-from bot.policy.model import parse_policy
 from bot.policy.risk import risk_score
 from bot.slack.listeners import MANUAL_SCAN_PRIORITY, scan_dedupe_key
 from bot.store.roles import KnownRole
@@ -138,9 +137,7 @@ def _cached(ctx: JobContext, snapshot: RoleSnapshot, since: str) -> PlannedScan 
 
 
 def _rank(ctx: JobContext, snapshot: RoleSnapshot, since: str, now: datetime) -> PlannedScan:
-    boundary = parse_policy(snapshot.boundary_document, "boundary") if snapshot.boundary_document else None
-    perms = effective_permissions([parse_policy(doc, name) for name, doc in snapshot.identity_documents()],
-                                  boundary)
+    perms = snapshot_permissions(snapshot)
     rows = ctx.usage.usage(snapshot.arn, since=since)
     used = {r.action for r in rows}
     risk = risk_score(perms, used, last_used(snapshot.last_used, rows), now)
@@ -151,7 +148,8 @@ def _rank(ctx: JobContext, snapshot: RoleSnapshot, since: str, now: datetime) ->
 
 def _remember(ctx: JobContext, snapshot: RoleSnapshot, *, in_scope: bool, reason: str | None,
               warnings: list[str]) -> None:
+    privilege = role_privilege(snapshot, ctx.roles.get(snapshot.arn))
     ctx.roles.upsert(KnownRole(account=snapshot.account, arn=snapshot.arn, name=snapshot.name, path=snapshot.path,
                                in_scope=in_scope, excluded_reason=reason, warnings=warnings,
                                policy_hash=snapshot.policy_hash(), created=snapshot.created,
-                               last_used=snapshot.last_used, refreshed_at=iso(ctx.clock())))
+                               last_used=snapshot.last_used, refreshed_at=iso(ctx.clock()), privilege=privilege))

@@ -3,7 +3,8 @@
 Steps: snapshot the role (inventory) -> refuse when the usage data is incomplete (fail closed) -> read usage in
 the window -> generate the least-privilege policy (local engine, or the Access Analyzer backend when configured
 and its quota allows; otherwise the scan is deferred) -> effective permissions current vs proposed -> diff,
-summary, grouped and unified diffs, risk, coverage warnings -> ``ProposalStore.create``. A proposal that removes
+summary, grouped and unified diffs, risk, coverage warnings, safety checks (``proposal.checks``; escalation
+paths judged with the role directory's stored profiles of named roles) -> ``ProposalStore.create``. A proposal that removes
 and narrows nothing is not created: the scan records "already tight" and posts nothing.
 
 Fail closed: peers have proposed stripping everything after CloudTrail throttling. A scan refuses to propose
@@ -24,9 +25,11 @@ from typing import Any
 from bot.aws.inventory import RoleSnapshot, Scope, get_role_snapshot
 from bot.config import Config
 from bot.jobs.context import JobContext
+from bot.jobs.role_privilege import escalation_context
 from bot.policy.allowlist import AllowEntry, load_allowlist
 from bot.policy.coverage import coverage_warnings
 from bot.policy.diff import diff_permissions, render_grouped, summary, unified_text_diff
+from bot.policy.escalation import escalation_check
 from bot.policy.expand import EffectivePermissions, effective_permissions
 from bot.policy.generate import generate_policy
 from bot.policy.model import parse_policy
@@ -112,7 +115,8 @@ def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by:
     proposed = effective_permissions([parse_policy(d, f"proposed-{i + 1}") for i, d in enumerate(documents)],
                                      boundary)
     used_actions = {r.action for r in rows}
-    risk = risk_score(current, used_actions, last_used(snapshot.last_used, rows), now)
+    escalation = escalation_context(ctx.roles, snapshot.arn)
+    risk = risk_score(current, used_actions, last_used(snapshot.last_used, rows), now, escalation)
     unused = len(current.actions() - used_actions)
 
     changes = tightening(current, proposed)
@@ -120,7 +124,8 @@ def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by:
         return settle(sc.ALREADY_TIGHT, f"{snapshot.name} is already tight: the proposal grants everything it "
                       f"holds ({len(current)} actions)", risk_score=risk.score, risk_tier=risk.tier, notes=notes)
 
-    diff = diff_permissions(current, proposed)
+    diff = diff_permissions(current, proposed, escalation)
+    checks = {"escalation": escalation_check(current, proposed, escalation)}
     first_seen = _first_seen(rows)
     warnings = [{"code": w.code, "message": w.message} for w in coverage_warnings(
         window_start=since, window_end=until, principal_first_seen=first_seen,
@@ -141,6 +146,7 @@ def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by:
                "added": len(changes["added"]), "kept": len(current) - len(changes["removed"]),
                "usage_rows": len(rows), "risk_tier": risk.tier},
         notes=notes, engine=engine, requested_by=requested_by, channel=ctx.config.channel_for(snapshot.account),
+        checks=checks,
     )
     return settle(sc.PROPOSED, f"proposal {proposal.id} for {snapshot.name}: {proposal.summary}",
                   proposal=proposal, risk_score=risk.score, risk_tier=risk.tier, notes=notes)

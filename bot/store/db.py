@@ -43,3 +43,11 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def add_missing_columns(db: sqlite_utils.Database, table: str, columns: dict[str, str]) -> None:
+    """Stores created by older versions lack newer columns: add them (NULL reads as the field's default)."""
+    have = {row[1] for row in db.conn.execute(f"PRAGMA table_info({table})")}
+    for name, sql_type in columns.items():
+        if name not in have:
+            db.conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}")

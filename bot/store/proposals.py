@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlite_utils
 
-from bot.store.db import transaction
+from bot.store.db import add_missing_columns, transaction
 from bot.util.clock import Clock, iso, utcnow
 
 PENDING = "pending"
@@ -222,14 +222,6 @@ def _from_row(row: dict[str, Any]) -> Proposal:
     return Proposal(**row)
 
 
-def _add_missing_columns(db: sqlite_utils.Database, table: str, columns: dict[str, str]) -> None:
-    """Stores created by older versions lack newer columns: add them (NULL reads as the field's default)."""
-    have = {row[1] for row in db.conn.execute(f"PRAGMA table_info({table})")}
-    for name, sql_type in columns.items():
-        if name not in have:
-            db.conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}")
-
-
 def ensure_schema(db: sqlite_utils.Database) -> None:
     db.conn.execute(
         """CREATE TABLE IF NOT EXISTS proposals (
@@ -242,7 +234,7 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
             channel TEXT, message_ts TEXT, change_id TEXT, checks TEXT
         )"""
     )
-    _add_missing_columns(db, "proposals", {"checks": "TEXT"})
+    add_missing_columns(db, "proposals", {"checks": "TEXT"})
     db.conn.execute("CREATE INDEX IF NOT EXISTS proposals_principal ON proposals (principal_arn, state)")
     db.conn.execute(
         """CREATE TABLE IF NOT EXISTS audit (

@@ -1,7 +1,9 @@
 """The role directory: principals Tighten knows from inventory, with their scope and last policy hash.
 
 Refreshed by the scheduler's inventory step; read by Slack commands (``/tighten scan <role>`` resolves names
-here) and by scan planning.
+here), by scan planning, and by scans to judge roles a principal can pass or assume: ``privilege`` holds what
+the role can do with its own permissions (``bot.policy.escalation.RoleProfile`` as JSON, with the policy hash
+and escalation data version it was computed from), so that needs no AWS call.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 import sqlite_utils
 
+from bot.store.db import add_missing_columns
 from bot.util.clock import Clock, iso, utcnow
 
 
@@ -28,6 +31,7 @@ class KnownRole:
     created: str | None = None
     last_used: str | None = None
     refreshed_at: str = ""
+    privilege: dict[str, Any] | None = None  # RoleProfile JSON + "policy_hash" + "data_version"
 
 
 class RoleDirectory:
@@ -41,6 +45,7 @@ class RoleDirectory:
         row: dict[str, Any] = dict(role.__dict__)
         row["in_scope"] = int(role.in_scope)
         row["warnings"] = json.dumps(role.warnings)
+        row["privilege"] = json.dumps(role.privilege, sort_keys=True) if role.privilege is not None else None
         self.db["known_roles"].upsert(row, pk="arn")
 
     def get(self, arn: str) -> KnownRole | None:
@@ -65,11 +70,18 @@ class RoleDirectory:
             params.append(account)
         return [_role(r) for r in self.db.query(sql + " ORDER BY account, name", params)]
 
+    def privileges(self) -> list[dict[str, Any]]:
+        """The stored ``privilege`` of every known role that has one (in scope or not: excluded roles such as
+        protected admin roles are exactly the ones worth knowing)."""
+        rows = self.db.conn.execute("SELECT privilege FROM known_roles WHERE privilege IS NOT NULL ORDER BY arn")
+        return [json.loads(r[0]) for r in rows]
+
 
 def _role(row: dict[str, Any]) -> KnownRole:
     row = dict(row)
     row["in_scope"] = bool(row["in_scope"])
     row["warnings"] = json.loads(row["warnings"] or "[]")
+    row["privilege"] = json.loads(row["privilege"]) if row.get("privilege") else None
     return KnownRole(**row)
 
 
@@ -78,6 +90,7 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
         """CREATE TABLE IF NOT EXISTS known_roles (
             arn TEXT PRIMARY KEY, account TEXT NOT NULL, name TEXT NOT NULL, path TEXT, in_scope INTEGER,
             excluded_reason TEXT, warnings TEXT, policy_hash TEXT, created TEXT, last_used TEXT,
-            refreshed_at TEXT
+            refreshed_at TEXT, privilege TEXT
         )"""
     )
+    add_missing_columns(db, "known_roles", {"privilege": "TEXT"})
