@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from bot.policy.catalog import arn_format_regex, catalog
@@ -42,8 +42,6 @@ from bot.policy.expand import EffectivePermissions, Grant
 
 __all__ = [
     "ESCALATION_PATHS",
-    "CatalogueCoverage",
-    "catalogue_coverage",
     "data_problems",
     "unresolved_roles",
     "LEFT_OUT",
@@ -451,20 +449,3 @@ def unknown_path_actions() -> list[str]:
     """Actions named by :data:`ESCALATION_PATHS` that the catalog does not know (should be empty)."""
     cat = catalog()
     return sorted({a for p in ESCALATION_PATHS for a in p.actions if cat.canonical(a) != a})
-
-
-@dataclass(frozen=True)
-class CatalogueCoverage:
-    """Which entries of one public catalogue the paths cite (for the coverage bench and docs)."""
-
-    catalogue: str
-    cited: tuple[str, ...] = field(default_factory=tuple)
-    left_out: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # (ref, reason)
-
-
-def catalogue_coverage(catalogue: str) -> CatalogueCoverage:
-    cited = sorted({s.ref for p in ESCALATION_PATHS for s in p.sources if s.catalogue == catalogue})
-    left = tuple((x.source.ref, x.reason) for x in LEFT_OUT if x.source.catalogue == catalogue)
-    return CatalogueCoverage(catalogue, tuple(cited), left)
-
-

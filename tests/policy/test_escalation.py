@@ -73,21 +73,21 @@ def test_a_malformed_data_file_is_refused(tmp_path: Path) -> None:
     cases = {
         "unknown scope": "paths: [{id: a, name: A, reaches: self, sources: [x 1],"
                          " requires: [{action: iam:PassRole, resource: role, scope: some}]}]",
-        "scope without resource": "paths: [{id: a, name: A, reaches: self, sources: [x 1],"
-                                  " requires: [{action: iam:PassRole, scope: all}]}]",
+        "needs a resource type": "paths: [{id: a, name: A, reaches: self, sources: [x 1],"
+                                 " requires: [{action: iam:PassRole, scope: all}]}]",
         "unknown catalogue": "paths: [{id: a, name: A, reaches: self, sources: [y 1],"
                              " requires: [{action: iam:PassRole}]}]",
-        "same_as not earlier": "paths: [{id: a, name: A, reaches: self, sources: [x 1],"
-                               " requires: [{action: iam:PassRole, same_as: sts:AssumeRole}]}]",
-        "duplicate id": "paths: [{id: a, name: A, reaches: self, sources: [x 1], requires: [{action: s3:GetObject}]},"
-                        " {id: a, name: A, reaches: self, sources: [x 1], requires: [{action: s3:GetObject}]}]",
+        "not an earlier requirement": "paths: [{id: a, name: A, reaches: self, sources: [x 1],"
+                                      " requires: [{action: iam:PassRole, same_as: sts:AssumeRole}]}]",
+        "duplicate path ids": "paths: [{id: a, name: A, reaches: self, sources: [x 1],"
+                              " requires: [{action: s3:GetObject}]}, {id: a, name: A, reaches: self,"
+                              " sources: [x 1], requires: [{action: s3:GetObject}]}]",
     }
-    for label, body in cases.items():
-        path = tmp_path / "paths.yaml"
+    path = tmp_path / "paths.yaml"
+    for message, body in cases.items():
         path.write_text(head + body)
-        with pytest.raises(EscalationDataError):
+        with pytest.raises(EscalationDataError, match=message):
             load_paths(str(path))
-        assert label  # every case refused
     # the catalog catches what the shape cannot: a misspelt action, a resource type the action does not take
     path.write_text(head + "paths: [{id: a, name: A, reaches: self, sources: [x 1],"
                            " requires: [{action: iam:PassRoles}, {action: ssm:SendCommand, resource: role}]}]")
