@@ -8,11 +8,14 @@ environment (see README "Configuration").
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from bot import config_checks as checks
 
 ACCOUNT_ID = re.compile(r"^\d{12}$")
 SLACK_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{6,}$")
@@ -183,6 +186,28 @@ class _Reader:
             out.append(item)
         return tuple(out)
 
+    def int_range(self, raw: dict[str, Any], key: str, path: str, default: int, low: int, high: int,
+                  why: str = "") -> int:
+        value = self.get(raw, key, path, int, default)
+        if not low <= value <= high:
+            self.problem(_join(path, key), f"expected an integer from {low} to {high}, got {value}"
+                         + (f" ({why})" if why and value > high else ""))
+            return default
+        return int(value)
+
+    def checked_list(self, raw: dict[str, Any], key: str, path: str,
+                     check: Callable[[str], str | None]) -> tuple[str, ...]:
+        """A list of strings, each passed through ``check`` (which returns the problem or None)."""
+        value = self.get(raw, key, path, list, [])
+        out = []
+        for i, item in enumerate(value):
+            problem = check(item) if isinstance(item, str) else f"expected a string, got {_kind(item)}"
+            if problem:
+                self.problem(f"{_join(path, key)}[{i}]", problem)
+                continue
+            out.append(item)
+        return tuple(out)
+
     def cron(self, raw: dict[str, Any], key: str, path: str, default: str) -> str:
         value = self.get(raw, key, path, str, default)
         if value is not default:
@@ -279,7 +304,7 @@ def parse_config(raw: Any, file: str = "<config>") -> Config:
             applier_role=r.get(item, "applier_role", p, str, "TightenApplier"),
             channel=r.pattern(item, "channel", p, SLACK_CHANNEL, "a Slack channel ID like C012ABCDEF"),
             approvers=_approvers(r, item, p),
-            regions=r.str_list(item, "regions", p),
+            regions=r.checked_list(item, "regions", p, checks.region_problem),
         ))
 
     org = r.section(raw, "organizations", "")
@@ -345,15 +370,15 @@ def parse_config(raw: Any, file: str = "<config>") -> Config:
     cfg = Config(
         path=file,
         db_path=r.get(store, "path", "store", str, "tighten.db"),
-        cloudtrail_source=r.get(trail, "source", "cloudtrail", str, None),
-        lookback_days=r.positive_int(trail, "lookback_days", "cloudtrail", 90),
+        cloudtrail_source=_trail_source(r, trail),
+        lookback_days=_lookback_days(r, trail, engine),
         accounts=tuple(accounts),
         organizations_enabled=r.get(org, "enabled", "organizations", bool, False),
         organizations_role=r.get(org, "role", "organizations", str, "TightenOrgReader"),
-        protected_roles=r.str_list(scope, "protected_roles", "scope"),
+        protected_roles=r.checked_list(scope, "protected_roles", "scope", checks.role_reference_problem),
         protected_tags=r.str_list(scope, "protected_tags", "scope") if "protected_tags" in scope
         else ("tighten:protected",),
-        own_role_arns=r.str_list(scope, "own_role_arns", "scope"),
+        own_role_arns=r.checked_list(scope, "own_role_arns", "scope", checks.role_arn_problem),
         allow_self_approval=r.get(approval, "allow_self_approval", "approval", bool, False),
         default_approvers=_approvers(r, approval, "approval"),
         review_channel=r.pattern(slack, "review_channel", "slack", SLACK_CHANNEL,
@@ -369,6 +394,8 @@ def parse_config(raw: Any, file: str = "<config>") -> Config:
         watch_days=r.positive_int(apply, "watch_days", "apply", 7),
         allowlist_path=r.get(raw, "allowlist", "", str, None),
     )
+    if not raw_accounts and not cfg.organizations_enabled and isinstance(raw.get("accounts", []), list):
+        r.problem("accounts", "no account to scan: list at least one (or set organizations.enabled)")
     for i, acct in enumerate(cfg.accounts):
         if acct.id and not cfg.channel_for(acct.id):
             r.problem(f"accounts[{i}].channel", "no review channel: set accounts[].channel or slack.review_channel")
@@ -378,6 +405,23 @@ def parse_config(raw: Any, file: str = "<config>") -> Config:
     if r.problems:
         raise ConfigError(r.problems)
     return cfg
+
+
+def _trail_source(r: _Reader, trail: dict[str, Any]) -> str | None:
+    value = r.get(trail, "source", "cloudtrail", str, None)
+    problem = checks.trail_source_problem(value) if value is not None else None
+    if problem:
+        r.problem("cloudtrail.source", problem)
+        return None
+    return value
+
+
+def _lookback_days(r: _Reader, trail: dict[str, Any], engine: str) -> int:
+    if engine == "access-analyzer":
+        return r.int_range(trail, "lookback_days", "cloudtrail", 90, 1, checks.MAX_ACCESS_ANALYZER_DAYS,
+                           "IAM Access Analyzer generates policies from at most 90 days of CloudTrail")
+    return r.int_range(trail, "lookback_days", "cloudtrail", 90, 1, checks.MAX_LOOKBACK_DAYS,
+                       "a longer window keeps permissions unused for more than a year; see config/README.md")
 
 
 def _timezone(r: _Reader, raw: dict[str, Any], path: str) -> str:
@@ -396,16 +440,31 @@ def load_config(path: str | Path) -> Config:
     """Read and validate a config file. Relative paths inside it resolve against the file's folder."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read file: {exc.strerror}"]) from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError([f"{path}: line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save the file as "
+                           "UTF-8"]) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(unknown position)"
         raise ConfigError([f"{path}: {where}: not valid YAML ({getattr(exc, 'problem', exc)})"]) from exc
-    cfg = parse_config(raw, str(path))
+    if raw is None:
+        raise ConfigError([f"{path}: (top level): the file is empty; start from config/tighten.example.yaml"])
+    problems: list[str] = []
+    try:
+        cfg = parse_config(raw, str(path))
+    except ConfigError as exc:
+        problems = list(exc.problems)
+    problems += [f"{path}: {key}: {problem}" for key, problem in checks.environment_problems(raw, path.parent)]
+    if problems:
+        raise ConfigError(problems)
     base = path.parent
     updates: dict[str, Any] = {}
     if cfg.allowlist_path and not Path(cfg.allowlist_path).is_absolute():

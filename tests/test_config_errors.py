@@ -74,7 +74,7 @@ CASES: list[tuple[str, Any, str, str]] = [
     ("section not a mapping", _with(slack="socket"), "slack", "expected a mapping"),
     ("lookback as string", _with(cloudtrail={"lookback_days": "90"}), "cloudtrail.lookback_days",
      "expected an integer"),
-    ("lookback zero", _with(cloudtrail={"lookback_days": 0}), "cloudtrail.lookback_days", "positive integer"),
+    ("lookback zero", _with(cloudtrail={"lookback_days": 0}), "cloudtrail.lookback_days", "from 1 to 400"),
     ("lookback as bool", _with(cloudtrail={"lookback_days": True}), "cloudtrail.lookback_days",
      "expected an integer"),
     ("self approval as string", _with(approval={"allow_self_approval": "no"}), "approval.allow_self_approval",
@@ -104,6 +104,34 @@ CASES: list[tuple[str, Any, str, str]] = [
     ("ttl as float", _with(apply={"proposal_ttl_days": 1.5}), "apply.proposal_ttl_days", "expected an integer"),
     ("store path as list", _with(store={"path": ["a"]}), "store.path", "expected a string"),
     ("allowlist as mapping", _with(allowlist={"path": "x"}), "allowlist", "expected a string"),
+    ("no accounts", {"slack": {"mode": "socket"}}, "accounts", "no account to scan"),
+    ("protected role malformed ARN", _with(scope={"protected_roles": ["arn:aws:iam::12345:role/x"]}),
+     "scope.protected_roles[0]", "role ARN"),
+    ("protected role ARN of a user", _with(scope={"protected_roles": ["arn:aws:iam::123456789012:user/x"]}),
+     "scope.protected_roles[0]", "role ARN"),
+    ("protected role bad name", _with(scope={"protected_roles": ["break glass"]}), "scope.protected_roles[0]",
+     "role name"),
+    ("own role not an ARN", _with(scope={"own_role_arns": ["TightenApplier"]}), "scope.own_role_arns[0]",
+     "role ARN"),
+    ("unknown region", _with(accounts__0__regions=["us-east-1", "us-east-9"]), "accounts[0].regions[1]",
+     "AWS region"),
+    ("made-up region", _with(accounts__0__regions=["moon-1"]), "accounts[0].regions[0]", "AWS region"),
+    ("source with unknown scheme", _with(cloudtrail={"source": "s4://bucket"}), "cloudtrail.source",
+     "unknown scheme s4://"),
+    ("source with bad bucket", _with(cloudtrail={"source": "s3://Bad_Bucket/AWSLogs"}), "cloudtrail.source",
+     "bucket name"),
+    ("source folder missing", _with(cloudtrail={"source": "/nonexistent/trail"}), "cloudtrail.source",
+     "does not exist"),
+    ("lookback too long", _with(cloudtrail={"lookback_days": 100000}), "cloudtrail.lookback_days",
+     "more than a year"),
+    ("lookback past access analyzer", _with(cloudtrail={"lookback_days": 120},
+                                            backend={"engine": "access-analyzer", "access_analyzer": {
+                                                "trail_arn": "arn:aws:cloudtrail:us-east-1:123456789012:trail/t",
+                                                "access_role_arn": "arn:aws:iam::123456789012:role/aa"}}),
+     "cloudtrail.lookback_days", "at most 90 days"),
+    ("store path cannot be created", _with(store={"path": "/proc/nope/tighten.db"}), "store.path",
+     "cannot be created"),
+    ("allowlist file missing", _with(allowlist="no-such-allowlist.yaml"), "allowlist", "does not exist"),
 ]
 
 
@@ -113,6 +141,70 @@ def test_problem_names_file_key_and_expectation(tmp_path: Path, raw: Any, key: s
     matching = [p for p in problems if p.startswith(f"{path}: {key}: ")]
     assert matching, f"no problem names {key!r}: {problems}"
     assert any(expected in p for p in matching), f"{key}: expected {expected!r} in {matching}"
+
+
+def test_store_path_that_is_a_directory_or_not_a_store(tmp_path: Path) -> None:
+    (tmp_path / "dir.db").mkdir()
+    (tmp_path / "notes.db").write_text("not a database")
+    (tmp_path / "file").write_text("x")
+    for store_path, expected in ((tmp_path / "dir.db", "is a directory"), (tmp_path / "notes.db", "not an SQLite"),
+                                 (tmp_path / "file" / "tighten.db", "is a file, not a directory")):
+        path, problems = _problems(tmp_path, _with(store={"path": str(store_path)}))
+        assert any(p.startswith(f"{path}: store.path: ") and expected in p for p in problems), problems
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.db", "file", "notes.db", "tighten.yaml"]
+
+
+@pytest.mark.parametrize(("entries", "expected"), [
+    ([{"action": "s3:GetObjekt"}], "unknown IAM action 's3:GetObjekt'"),
+    ([{"action": "s3:GetObject", "resource": "bucket/*"}], "must be '*' or an ARN"),
+    ("not a list", "expected a mapping with an 'entries' list"),
+])
+def test_broken_allowlist_file(tmp_path: Path, entries: Any, expected: str) -> None:
+    (tmp_path / "allowlist.yaml").write_text(yaml.safe_dump({"entries": entries}))
+    path, problems = _problems(tmp_path, _with(allowlist="allowlist.yaml"))
+    assert any(p.startswith(f"{path}: allowlist: ") and expected in p for p in problems), problems
+
+
+def test_allowlist_not_utf8(tmp_path: Path) -> None:
+    (tmp_path / "allowlist.yaml").write_bytes("entries:\n  - action: s3:GetObject\n    reason: caf\xe9\n"
+                                              .encode("latin-1"))
+    path, problems = _problems(tmp_path, _with(allowlist="allowlist.yaml"))
+    assert any(p.startswith(f"{path}: allowlist: ") and "UTF-8" in p for p in problems), problems
+
+
+@pytest.mark.parametrize("content", [b"", b"# only a comment\n", b"\n\n"], ids=["empty", "comment", "blank"])
+def test_empty_file(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "tighten.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert err.value.problems == [f"{path}: (top level): the file is empty; start from config/tighten.example.yaml"]
+
+
+@pytest.mark.parametrize(("content", "line", "byte"), [
+    (b"\xff\xfe\x00\x01binary", 1, "0xff"),
+    ("store:\n  path: caf\xe9.db\n".encode("latin-1"), 2, "0xe9"),
+], ids=["binary", "latin-1"])
+def test_not_utf8(tmp_path: Path, content: bytes, line: int, byte: str) -> None:
+    path = tmp_path / "tighten.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert err.value.problems == [f"{path}: line {line}: not UTF-8 text (byte {byte}); save the file as UTF-8"]
+
+
+def test_valid_values_pass(tmp_path: Path) -> None:
+    """Values that look unusual but are right: a GovCloud region, a role with a path, a name with '@'."""
+    (tmp_path / "allowlist.yaml").write_text("")  # an empty allowlist file is an empty allowlist
+    (tmp_path / "trail").mkdir()
+    cfg = load_config(_write(tmp_path, _with(
+        accounts__0__regions=["us-gov-west-1", "eu-central-2"],
+        scope={"protected_roles": ["ops@break-glass", "arn:aws:iam::123456789012:role/admin/path/BreakGlass",
+                                   "arn:aws-us-gov:iam::123456789012:role/x"]},
+        cloudtrail={"source": str(tmp_path / "trail"), "lookback_days": 400},
+        store={"path": str(tmp_path / "new" / "dir" / "tighten.db")}, allowlist="allowlist.yaml")))
+    assert cfg.lookback_days == 400 and len(cfg.protected_roles) == 3
+    assert not (tmp_path / "new").exists()  # checking creates nothing
 
 
 def test_every_problem_reported_at_once(tmp_path: Path) -> None:
@@ -163,6 +255,15 @@ def test_check_config_command_invalid(tmp_path: Path, capsys: pytest.CaptureFixt
     assert f"{path}: accounts[0].id:" in err and f"{path}: schedules.expire:" in err
 
 
-def test_check_config_command_valid(capsys: pytest.CaptureFixture[str]) -> None:
-    assert _check(EXAMPLE) == 0
+def example_copy(tmp_path: Path) -> Path:
+    """The example config with its deployment paths (store on /data, allowlist beside it) moved to tmp_path,
+    so the check does not depend on who may write /data on this machine."""
+    raw = yaml.safe_load(EXAMPLE.read_text())
+    raw["store"]["path"] = str(tmp_path / "tighten.db")
+    raw["allowlist"] = str(EXAMPLE.parent / raw["allowlist"])
+    return _write(tmp_path, raw, "tighten.example.yaml")
+
+
+def test_check_config_command_valid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _check(example_copy(tmp_path)) == 0
     assert "OK" in capsys.readouterr().out

@@ -15,13 +15,20 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "config" / "tighten.example.yaml"
 
 
-def test_example_config_loads() -> None:
-    cfg = load_config(EXAMPLE)
+def test_example_config_loads(tmp_path: Path) -> None:
+    # the example's store is on /data (the Docker volume): checked here in a folder anyone may write
+    text = EXAMPLE.read_text()
+    assert "  path: /data/tighten.db\n" in text
+    copy = tmp_path / "tighten.example.yaml"
+    copy.write_text(text.replace("  path: /data/tighten.db\n", f"  path: {tmp_path / 'tighten.db'}\n"))
+    (tmp_path / "allowlist.yaml").write_text((EXAMPLE.parent / "allowlist.yaml").read_text())
+    cfg = load_config(copy)
     assert cfg.accounts and cfg.accounts[0].id == "123456789012"
     assert cfg.schedules.off_hours is not None
     assert cfg.digests and cfg.review_channel
     # relative allowlist path resolves against the config folder
-    assert cfg.allowlist_path == str(EXAMPLE.parent / "allowlist.yaml")
+    assert cfg.allowlist_path == str(tmp_path / "allowlist.yaml")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["allowlist.yaml", "tighten.example.yaml"]
 
 
 def _accepted_keys(raw: dict[str, Any], path: list[str]) -> set[str]:

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     except AllowlistError as exc:
         print(f"tighten generate: {exc}", file=sys.stderr)
         return EXIT_NO_POLICY
-    index = UsageIndex(open_db(args.db or ":memory:"))
+    index = UsageIndex(open_db(args.db or ":memory:", create=bool(args.cloudtrail)))
     if args.cloudtrail:
         try:
             report = ingest_with_progress(args, index, err)

@@ -24,7 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    principals = UsageIndex(open_db(args.db)).principals()
+    principals = UsageIndex(open_db(args.db, create=False)).principals()
     if not principals:
         print(f"no principals in {args.db}; run `tighten ingest --cloudtrail ...` first", file=sys.stderr)
         return 0

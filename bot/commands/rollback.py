@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from bot.store.changes import ChangeStore
     from bot.store.proposals import ROLLED_BACK, ProposalStore
 
-    db = open_db(args.db)
+    db = open_db(args.db, create=False)
     change = ChangeStore(db).get(args.change_id)
     if change is None:
         print(f"tighten rollback: no change {args.change_id!r} in {args.db}", file=sys.stderr)

@@ -111,7 +111,7 @@ def healthcheck(cfg: Config, max_age: int = HEARTBEAT_MAX_AGE) -> tuple[bool, st
     try:
         from bot.store.db import open_db
 
-        db = open_db(cfg.db_path)
+        db = open_db(cfg.db_path, create=False)
         db.conn.execute("SELECT COUNT(*) FROM work_items WHERE state = 'running'").fetchone()
         db.conn.close()
     except Exception as exc:  # noqa: BLE001 - any store failure means unhealthy

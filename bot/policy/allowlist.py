@@ -163,4 +163,6 @@ def load_allowlist(path: str | Path | None) -> Allowlist:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise AllowlistError(f"{p}: cannot read allowlist: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise AllowlistError(f"{p}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
     return parse_allowlist(text, str(p))

@@ -9,11 +9,20 @@ from pathlib import Path
 
 import sqlite_utils
 
+from bot.errors import UserError
+
 DEFAULT_DB = "tighten.db"
 
 
-def open_db(path: str | Path = DEFAULT_DB) -> sqlite_utils.Database:
-    """Open (creating if needed) the store at ``path``; ``":memory:"`` for an in-memory store.
+class StoreError(UserError):
+    """The store cannot be opened: the message names the path and what to do."""
+
+
+def open_db(path: str | Path = DEFAULT_DB, *, create: bool = True) -> sqlite_utils.Database:
+    """Open the store at ``path`` (``":memory:"`` for an in-memory store); with ``create`` a missing file is
+    created, without it (read-only commands) a missing file raises :class:`StoreError`. Directories are never
+    created here (see :func:`ensure_store_directory`). A path that is a directory, a file that is not an SQLite
+    database, or a file SQLite cannot open raises :class:`StoreError` naming it.
 
     WAL mode so the Slack listeners and the scheduler can read while one writer commits; a busy
     timeout so concurrent writers wait instead of failing; ``isolation_level=None`` so callers
@@ -22,13 +31,48 @@ def open_db(path: str | Path = DEFAULT_DB) -> sqlite_utils.Database:
     if str(path) == ":memory:":
         conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
     else:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
+        file = Path(path)
+        _check_path(file, create=create)
+        try:
+            conn = sqlite3.connect(str(file), timeout=30, check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.DatabaseError as exc:
+            if "not a database" in str(exc):
+                raise StoreError(f"{file}: not a Tighten store (the file is not an SQLite database); "
+                                 "pass another --db or move this file away") from None
+            raise StoreError(f"{file}: cannot open the store ({exc}); check the path and its permissions") from None
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=30000")
     conn.execute("PRAGMA synchronous=NORMAL")
     return sqlite_utils.Database(conn)
+
+
+def _check_path(file: Path, *, create: bool) -> None:
+    if file.is_dir():
+        raise StoreError(f"{file}: is a directory; the store is a file (for example {file / DEFAULT_DB})")
+    if file.exists():
+        return
+    if not create:
+        raise StoreError(f"{file}: no such store (nothing was created); run `tighten ingest` first or pass "
+                         "--db with an existing store")
+    parent = file.parent
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise StoreError(f"{file}: the directory {parent} {what}; create it first (Tighten does not create "
+                         "directories)")
+
+
+def ensure_store_directory(path: str | Path) -> None:
+    """Create the store's directory if needed (``serve`` and ``worker``, which own their data directory);
+    a directory that cannot be created raises :class:`StoreError` naming it."""
+    if str(path) == ":memory:":
+        return
+    parent = Path(path).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"store {path}: cannot create the directory {parent} ({exc.strerror or exc}); "
+                         "set store.path to a writable place") from None
 
 
 @contextmanager
