@@ -16,7 +16,7 @@ import sys
 from importlib import metadata
 
 import bot.commands
-from bot.errors import EXIT_FAILED, EXIT_INTERRUPTED, explain
+from bot.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, explain
 
 #: Main commands first in ``tighten --help``; any other module in bot/commands follows alphabetically.
 PREFERRED_ORDER = ["demo", "serve", "ingest", "principals", "generate", "diff", "scan", "changes", "rollback"]
@@ -56,6 +56,11 @@ def debugging(args: argparse.Namespace | None = None) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    since, until = getattr(args, "since", None), getattr(args, "until", None)
+    if since and until and since > until:
+        print(f"tighten {args.command}: --since {since} is after --until {until}: the window is empty",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -24,6 +24,21 @@ def test_demo_runs_the_whole_loop(tmp_path: Path, moto_endpoint: str) -> None:
         saved = json.loads((tmp_path / "messages" / f"{role}.json").read_text())
         assert saved["blocks"], role
     assert "restored byte-for-byte" in text
+    # the refused click, the Reject with its reason, the digest: checked again from the store and the files
+    from bot.demo.run import DEMO_INTRUDER, REFUSED_ROLE, REJECT_REASON, REJECTED_ROLE
+    from bot.store.db import open_db
+    from bot.store.proposals import ProposalStore
+
+    proposals = {p.role_name: p for p in ProposalStore(open_db(tmp_path / "tighten.db", create=False)).list()}
+    assert proposals[REFUSED_ROLE].state == "pending" and proposals[REFUSED_ROLE].decided_by is None
+    assert (proposals[REJECTED_ROLE].state, proposals[REJECTED_ROLE].decision_reason) == ("rejected", REJECT_REASON)
+    assert f"only visible to {DEMO_INTRUDER}" in text and "not an approver" in text
+    digest = json.loads((tmp_path / "digest" / "daily.json").read_text())
+    assert digest["blocks"][0]["text"]["text"] == "Tighten daily digest"
+    digest_text = json.dumps(digest["blocks"])
+    assert "Waiting for review:* 2" in digest_text and "Rolled back in the period:* 1" in digest_text
+    png = (tmp_path / "digest" / "daily-chart.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and png[12:16] == b"IHDR"
 
 
 def test_demo_restores_the_environment_and_fails_loudly(tmp_path: Path, moto_endpoint: str,
@@ -43,3 +58,20 @@ def test_demo_restores_the_environment_and_fails_loudly(tmp_path: Path, moto_end
     assert "✗ step 6 failed: no scan planned for ['ghost-role']" in text
     assert "Demo complete" not in text
     assert {k: os.environ.get(k) for k in before} == before
+
+
+def test_demo_slack_names_every_missing_variable_before_starting(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.demo.run import SLACK_ENV
+    from bot.errors import UserError
+
+    for name in SLACK_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-set")
+    out = tmp_path / "out"
+    with pytest.raises(UserError) as err:
+        run_demo(out, slack=True)
+    message = str(err.value)
+    assert all(name in message for name in SLACK_ENV if name != "SLACK_BOT_TOKEN")
+    assert "SLACK_BOT_TOKEN" not in message and "nothing was started" in message
+    assert not out.exists()

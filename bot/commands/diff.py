@@ -117,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
             except BotoCoreError as exc:
                 print(f"{args.current}: cannot reach IAM: {exc}", file=sys.stderr)
                 return EXIT_AWS_ERROR
+        elif args.current.startswith("arn:"):
+            raise InputError(f"{args.current}: not a role ARN (expected arn:aws:iam::ACCOUNT:role/NAME, or a "
+                             "policy file)")
         else:
             current_docs = load_documents(args.current)
         proposed_docs = load_documents(args.proposed)

@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bot.commands._args import positive_int
 from bot.ingest import IngestReport, ingest
 from bot.store.db import DEFAULT_DB, open_db
 from bot.store.usage import UsageIndex
@@ -37,7 +38,7 @@ def add_source_arguments(parser: argparse.ArgumentParser, *, required: bool) -> 
     parser.add_argument("--since", type=iso_date, metavar="DATE", help="first UTC day (YYYY-MM-DD)")
     parser.add_argument("--until", type=iso_date, metavar="DATE", help="last UTC day, inclusive")
     parser.add_argument("--endpoint-url", metavar="URL", help="S3 endpoint (e.g. a local test server)")
-    parser.add_argument("--workers", type=int, metavar="N", help="reader processes (default: by CPU count)")
+    parser.add_argument("--workers", type=positive_int, metavar="N", help="reader processes (default: by CPU count)")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -63,7 +64,7 @@ def s3_client_for(spec: str, endpoint_url: str | None) -> Any:
 def ingest_with_progress(args: argparse.Namespace, index: UsageIndex, console: Console) -> IngestReport:
     """Run :func:`bot.ingest.ingest` for the parsed source arguments with a rich progress bar."""
     with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
+                  console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("ingest", total=None)
 
         def progress(done: int, total: int) -> None:

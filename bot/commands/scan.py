@@ -36,7 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import ClientError
 
     from bot.config import Config, ConfigError, load_config
     from bot.jobs.context import JobContext
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         except AllowlistError as exc:
             print(f"tighten scan: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
-        except (ClientError, BotoCoreError) as exc:  # NoSuchEntity, AccessDenied, no credentials...
+        except ClientError as exc:  # NoSuchEntity, AccessDenied...; unreachable AWS or no credentials: bot.cli
             print(f"tighten scan: {arn}: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
         _print(outcome)
@@ -87,20 +87,26 @@ def _resolve(ctx: Any, args: argparse.Namespace) -> tuple[str, str] | str:
         account = _caller_account(args)
     if account is None:
         return f"cannot tell the account of role {role!r}: pass its ARN or --account"
+    from botocore.exceptions import ClientError
+
     iam = ctx.iam(account)
     try:
         return account, iam.get_role(RoleName=role)["Role"]["Arn"]
-    except Exception as exc:  # noqa: BLE001
-        return f"role {role!r} not found in account {account} ({type(exc).__name__})"
+    except ClientError as exc:  # an unreachable AWS is not a missing role: that goes to bot.cli's one line
+        code = exc.response.get("Error", {}).get("Code", "?")
+        if code == "NoSuchEntity":
+            return f"role {role!r} not found in account {account}"
+        return f"cannot read role {role!r} in account {account}: {code}"
 
 
 def _caller_account(args: argparse.Namespace) -> str | None:
     import boto3
+    from botocore.exceptions import NoCredentialsError
 
     try:
         sts = boto3.client("sts", endpoint_url=args.endpoint_url, region_name=args.region)
         return str(sts.get_caller_identity()["Account"])
-    except Exception:  # noqa: BLE001 - no credentials: the caller is told to pass --account
+    except NoCredentialsError:  # the caller is told to pass --account; an unreachable AWS is reported as such
         return None
 
 
@@ -121,7 +127,8 @@ def _print(outcome: Any) -> None:
     if outcome.risk_tier:
         print(f"  risk: {outcome.risk_score:.1f} ({outcome.risk_tier})")
     for note in outcome.notes:
-        print(f"  note: {note}")
+        if note not in outcome.message:  # a reason not to propose is already the message
+            print(f"  note: {note}")
     p = outcome.proposal
     if p is None:
         return

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Config, ConfigError, load_config
+from bot.errors import EXIT_FAILED, UserError
 from bot.util.clock import iso, parse_iso, utcnow
 
 log = logging.getLogger("tighten.serve")
@@ -81,6 +82,24 @@ def slack_secrets(mode: str, env: dict[str, str] | None = None) -> dict[str, str
     out = {name: env[name] for name in needed}
     out.setdefault("SLACK_SIGNING_SECRET", env.get("SLACK_SIGNING_SECRET", ""))
     return out
+
+
+def verify_slack(client: Any) -> None:
+    """``auth.test`` before anything starts, so a rejected token or an unreachable Slack is one clear line."""
+    import urllib.error
+
+    from slack_sdk.errors import SlackApiError
+
+    try:
+        client.auth_test()
+    except SlackApiError as exc:
+        error = exc.response.get("error") if exc.response is not None else exc
+        raise UserError(f"Slack rejected SLACK_BOT_TOKEN ({error}): check the bot token (xoxb-...) on the app's "
+                        "Install App page; nothing was started", EXIT_FAILED) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise UserError(f"cannot reach Slack at {client.base_url} ({reason}): check the network, the proxy or "
+                        "--slack-api-url; nothing was started", EXIT_FAILED) from None
 
 
 # -- heartbeat / healthcheck -----------------------------------------------------------------------------------
@@ -165,6 +184,7 @@ class Service:
         if self.s3_client is not None:
             self.job_ctx.s3_client = self.s3_client
         # Slack first: a bad token fails auth.test here, and the HTTP port is bound, before any work runs
+        verify_slack(client)
         app = build_app(self.app_ctx, signing_secret=self._secrets.get("SLACK_SIGNING_SECRET", ""), client=client)
         if self.mode == "socket":
             from bot.slack.app import socket_mode_handler
@@ -303,6 +323,14 @@ def run(args: argparse.Namespace) -> int:
     except MissingSecret as exc:
         print(f"tighten serve: {exc}; nothing was started", file=sys.stderr)
         return EXIT_CONFIG
+    # Read once, then out of the environment: no library picks them up on its own (Bolt would otherwise read
+    # SLACK_BOT_TOKEN beside the client built here and warn that one of the two is unused) and no child
+    # process inherits them.
+    for name in secrets:
+        os.environ.pop(name, None)
+    from bot.store.db import ensure_store_directory
+
+    ensure_store_directory(cfg.db_path)
 
     client = None
     if args.slack_api_url:
@@ -324,8 +352,7 @@ def run(args: argparse.Namespace) -> int:
         log.info("Tighten serving (%s mode) in %.1f s", mode, time.monotonic() - started)
         service.wait()
     except Exception:
-        log.exception("Tighten stopped on an error")
         service.stop()
-        return 1
+        raise  # bot.cli reports it in one line (the traceback with --debug)
     service.stop()
     return 0

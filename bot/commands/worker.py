@@ -15,6 +15,7 @@ import os
 import sys
 from typing import Any
 
+from bot.commands._args import positive_int
 from bot.jobs.worker import KINDS
 
 EXIT_BAD_INPUT = 2
@@ -28,7 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--config", default=os.environ.get("TIGHTEN_CONFIG"), help="Tighten config file")
     parser.add_argument("--db", help="Tighten's SQLite store (default: store.path from the config)")
     parser.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated kinds (default {','.join(KINDS)})")
-    parser.add_argument("--max-items", type=int, default=10_000, help="stop after this many items")
+    parser.add_argument("--max-items", type=positive_int, default=10_000, help="stop after this many items")
     parser.add_argument("--slack-api-url", help="Slack Web API base URL (a local fake in tests)")
     parser.set_defaults(func=run)
     return parser
@@ -55,7 +56,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"tighten worker: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     from bot.commands.serve import aws_access
+    from bot.store.db import ensure_store_directory
 
+    if not args.db:
+        ensure_store_directory(cfg.db_path)  # the configured store's directory belongs to Tighten
     ctx = JobContext(db_path=args.db or cfg.db_path, config=cfg, iam_for=aws_access(cfg),
                      worker_name=f"cli-worker-{os.getpid()}")
     ctx.notifier = _notifier(ctx, args)

@@ -3,8 +3,10 @@
 Nothing here is simulated beyond the two emulators: the CloudTrail bucket is read by the real ingest, scans are
 planned and run by the real jobs, review messages are built and posted by the real Slack notifier, the Approve
 and Rollback clicks are signed HTTP requests to the real Bolt app served on 127.0.0.1 (the same path Slack's
-requests take), and the worker applies and rolls back through the real IAM code. Each step checks that it did
-what it says; the first one that did not stops the demo with a message and exit status 1.
+requests take), and the worker applies and rolls back through the real IAM code. A click by someone who is not
+an approver is refused, another proposal is rejected with a reason through the Reject form, and the daily
+digest is sent by firing its scheduled trigger. Each step checks that it did what it says; the first one that
+did not stops the demo with a message and exit status 1.
 """
 
 from __future__ import annotations
@@ -50,6 +52,20 @@ ALLOWLIST = {"entries": [{
 }]}
 DEMO_CHANNEL = "CDEMOREVIEW"
 DEMO_APPROVER = "UDEMOAPPROVER"
+#: Someone in the channel who is not an approver: their click must change nothing.
+DEMO_INTRUDER = "UDEMOVISITOR"
+#: The proposal the demo clicks Approve on as DEMO_INTRUDER (it stays pending).
+REFUSED_ROLE = "data-analyst"
+#: The proposal the demo rejects, and why.
+REJECTED_ROLE = "reporting-job"
+REJECT_REASON = "the quarterly export also needs athena:* - keep it until the export job is rewritten"
+#: The environment ``--slack`` needs, and what each variable is.
+SLACK_ENV = {
+    "SLACK_BOT_TOKEN": "a bot token (xoxb-...)",
+    "SLACK_SIGNING_SECRET": "the app's signing secret",
+    "TIGHTEN_DEMO_CHANNEL": "the Slack channel ID the demo posts in",
+    "TIGHTEN_DEMO_APPROVER": "your Slack user ID (the demo approves as you)",
+}
 LOOKBACK_DAYS = 30
 HISTORY_DAYS = 40
 #: Longest the demo waits for one queued job (apply, rollback) to finish.
@@ -113,6 +129,9 @@ class Demo:
             (f"Approve {DEMO_ROLE}'s proposal with a signed Slack request", self.approve),
             (f"The worker applies the change to {DEMO_ROLE}", self.apply),
             ("Roll back with a signed click on the Rollback button", self.rollback),
+            (f"A click on Approve by someone who is not an approver ({REFUSED_ROLE})", self.refused_click),
+            (f"Reject {REJECTED_ROLE}'s proposal with a reason (the Reject form)", self.reject),
+            ("The scheduled daily digest (Block Kit JSON and chart saved)", self.digest),
         ]
 
     # -- driver ------------------------------------------------------------------------------------------
@@ -127,10 +146,16 @@ class Demo:
                 except StepFailed as exc:
                     self.console.print(f"[bold red]✗ step {number} failed:[/] {escape(str(exc))}")
                     return 1
-                except Exception as exc:  # a bug or a missing piece: say where, exit 1
-                    self.console.print(f"[bold red]✗ step {number} failed with {type(exc).__name__}:[/] "
-                                       f"{escape(str(exc))}")
-                    self.console.print(traceback.format_exc(limit=6), style="dim", markup=False, highlight=False)
+                except Exception as exc:  # a missing piece or a bug: one line (the traceback with --debug)
+                    from bot.cli import debugging
+                    from bot.errors import explain
+
+                    explained = explain(exc)
+                    what = explained[0] if explained else (f"{type(exc).__name__}: {exc} (a bug: TIGHTEN_DEBUG=1 "
+                                                           "shows the traceback)")
+                    self.console.print(f"[bold red]✗ step {number} failed:[/] {escape(what)}")
+                    if debugging():
+                        self.console.print(traceback.format_exc(), style="dim", markup=False, highlight=False)
                     return 1
                 self.console.print("[green]✓ done[/]")
         finally:
@@ -188,8 +213,8 @@ class Demo:
 
         out = self.opts.out_dir
         if self.opts.slack:
-            self.s.channel = _env("TIGHTEN_DEMO_CHANNEL", "the Slack channel ID the demo posts in")
-            self.s.approver = _env("TIGHTEN_DEMO_APPROVER", "your Slack user ID (the demo approves as you)")
+            self.s.channel = os.environ["TIGHTEN_DEMO_CHANNEL"]
+            self.s.approver = os.environ["TIGHTEN_DEMO_APPROVER"]
         self.s.db_path = out / "tighten.db"
         for leftover in out.glob("tighten.db*"):
             leftover.unlink()
@@ -199,7 +224,8 @@ class Demo:
             "accounts": [{"id": ACCOUNT, "name": "demo", "channel": self.s.channel,
                           "approvers": {"users": [self.s.approver]}}],
             "scope": {"protected_roles": [BREAK_GLASS]},
-            "slack": {"mode": "http", "review_channel": self.s.channel},
+            "slack": {"mode": "http", "review_channel": self.s.channel,
+                      "digests": [{"channel": self.s.channel, "kind": "daily"}]},
             "backend": {"engine": "local"},
             "allowlist": "allowlist.yaml",
         }
@@ -216,9 +242,12 @@ class Demo:
         from bot.demo.recording import RecordingClient
 
         if self.opts.slack:
-            token = _env("SLACK_BOT_TOKEN", "a bot token (xoxb-...)")
-            self.s.signing_secret = _env("SLACK_SIGNING_SECRET", "the app's signing secret")
-            self.s.client = RecordingClient(token)
+            # read once and taken out of the environment while the demo runs, so Bolt does not also pick the
+            # token up from there (it would warn that one of the two is unused)
+            saved = {name: os.environ.pop(name) for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")}
+            self.s.cleanups.append(lambda: os.environ.update(saved))
+            self.s.signing_secret = saved["SLACK_SIGNING_SECRET"]
+            self.s.client = RecordingClient(saved["SLACK_BOT_TOKEN"])
         else:
             from bot.slack.fake_api import FakeSlackApi
 
@@ -374,6 +403,98 @@ class Demo:
         self.say(f"{DEMO_ROLE} restored byte-for-byte (same managed policy ARNs and versions, same inline "
                  f"documents, same boundary; policy hash {restored.policy_hash()[:12]})")
 
+    def refused_click(self) -> None:
+        from bot.slack.ids import ActionId
+
+        p = self._proposal(REFUSED_ROLE)
+        message = self.s.messages[REFUSED_ROLE]
+        button = _find_button(message, ActionId.APPROVE)
+        check(button is not None, f"{REFUSED_ROLE}'s review message has no Approve button")
+        status = self._click(button, p.channel, p.message_ts, message, user=DEMO_INTRUDER)
+        check(status == 200, f"the Bolt app answered {status} to the signed click")
+        self._wait(lambda: any(e["action"] == "proposal.approve_refused" and e["actor"] == DEMO_INTRUDER
+                               for e in self.s.job_ctx.audit.entries(p.id)), "the refusal to be recorded")
+        now = self._proposal(REFUSED_ROLE)
+        check(now.state == "pending" and now.decided_by is None,
+              f"after a click by a non-approver the proposal is {now.state} (decided by {now.decided_by})")
+        check(not self.s.job_ctx.queue.pending("apply"), "a click by a non-approver queued an apply")
+        if self.s.fake_slack is not None:  # a real workspace cannot deliver to the made-up visitor
+            self._wait(lambda: bool(self._fake_calls("chat.postEphemeral", user=DEMO_INTRUDER)),
+                       f"the answer to {DEMO_INTRUDER}")
+            answer = self._fake_calls("chat.postEphemeral", user=DEMO_INTRUDER)[-1]
+            check("not an approver" in answer.get("text", ""), f"the visitor was told {answer.get('text')!r}")
+            print_message(self.console, answer, f"only visible to {DEMO_INTRUDER}")
+        self.say(f"{DEMO_INTRUDER} is not an approver: {now.id} is still pending, nothing queued, the refusal is "
+                 "in the audit log")
+
+    def reject(self) -> None:
+        from bot.slack.blocks import reject_modal
+        from bot.slack.ids import REASON_INPUT, ActionId, BlockId, CallbackId
+
+        p = self._proposal(REJECTED_ROLE)
+        message = self.s.messages[REJECTED_ROLE]
+        button = _find_button(message, ActionId.REJECT)
+        check(button is not None, f"{REJECTED_ROLE}'s review message has no Reject button")
+        opened = len(self._fake_calls("views.open"))
+        status = self._click(button, p.channel, p.message_ts, message)
+        check(status == 200, f"the Bolt app answered {status} to the signed Reject click")
+        if self.s.fake_slack is not None:
+            self._wait(lambda: len(self._fake_calls("views.open")) > opened, "the Reject form to open")
+            view = self._fake_calls("views.open")[-1]["view"]
+            check(view.get("callback_id") == CallbackId.REJECT_MODAL, f"the click opened {view.get('callback_id')}")
+            self.say("the Reject form opened (views.open); the reason is submitted as Slack submits the form")
+        else:  # Slack refuses a trigger_id the demo made up, so the form cannot open: submit what it would hold
+            view = reject_modal(p, p.channel, p.message_ts)
+        values = {BlockId.REJECT_REASON: {REASON_INPUT: {"type": "plain_text_input", "value": REJECT_REASON}}}
+        status = self._submit_view(view, values)
+        check(status == 200, f"the Bolt app answered {status} to the signed form submission")
+        self._wait(lambda: self._proposal(REJECTED_ROLE).state != "pending", "the proposal to leave 'pending'")
+        now = self._proposal(REJECTED_ROLE)
+        check(now.state == "rejected", f"after Reject the proposal is {now.state}")
+        check(now.decided_by == self.s.approver and now.decision_reason == REJECT_REASON,
+              f"rejected by {now.decided_by} with reason {now.decision_reason!r}")
+        if self.s.fake_slack is not None:  # the listener updates the message with a client of its own
+            key = (p.channel, p.message_ts)
+            self._wait(lambda: not _buttons(self.s.fake_slack.messages.get(key, {})), "the review message to update")
+            updated = {**self.s.fake_slack.messages[key], "channel": p.channel}
+            check(REJECT_REASON.split(" - ")[0] in json.dumps(updated["blocks"]),
+                  "the updated review message does not show the reason")
+            print_message(self.console, updated, f"review: {REJECTED_ROLE} after Reject")
+        self.say(f"{now.id} rejected by {now.decided_by}: the role is left as it is, the reason is on the message")
+
+    def digest(self) -> None:
+        from bot.jobs.scheduler import enqueue_job, scheduled_jobs
+
+        triggers = [job for job in scheduled_jobs(self.s.job_ctx) if job[2] == "digest"]
+        check(len(triggers) == 1, f"the config schedules {len(triggers)} digest(s), expected 1")
+        job_id, cron, kind, payload = triggers[0]
+        posted_before = set(self.s.client.sent)
+        enqueue_job(self.s.job_ctx, kind, payload, job_id)  # what the cron trigger ({cron}) does when it fires
+        ran = self._drain(kinds=["digest"])
+        check(ran == 1, f"the worker ran {ran} digest item(s)")
+        new = [m for key, m in self.s.client.sent.items() if key not in posted_before
+               and m["channel"] == self.s.channel and not m.get("thread_ts")]
+        check(len(new) == 1, f"{len(new)} digest message(s) posted in {self.s.channel}")
+        digest = new[0]
+        text = json.dumps(digest["blocks"])
+        waiting = [p.role_name for p in self.s.job_ctx.proposals.list(states=("pending",))]
+        check(sorted(waiting) == sorted([REFUSED_ROLE, "orders-api-exec"]), f"pending proposals: {waiting}")
+        for role in [*waiting, DEMO_ROLE]:
+            check(role in text, f"the digest does not mention {role}")
+        uploads = [u for u in self.s.client.uploads if u.get("thread_ts") == digest["ts"]]
+        check(len(uploads) == 1, f"{len(uploads)} chart(s) uploaded in the digest's thread")
+        png = uploads[0]["content"]
+        check(isinstance(png, bytes) and png[:8] == b"\x89PNG\r\n\x1a\n", "the chart is not a PNG image")
+        width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")  # IHDR
+        out = self.opts.out_dir / "digest"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "daily.json").write_text(json.dumps({"channel": digest["channel"], "ts": digest["ts"],
+                                                    "text": digest["text"], "blocks": digest["blocks"]}, indent=2))
+        (out / "daily-chart.png").write_bytes(png)
+        print_message(self.console, digest, f"digest ({job_id}, cron {cron!r})")
+        self.say(f"[dim]Block Kit JSON: {out / 'daily.json'}; chart ({width}x{height} PNG, uploaded in the "
+                 f"digest's thread): {out / 'daily-chart.png'}[/]")
+
     # -- helpers -----------------------------------------------------------------------------------------
     def _isolate_aws_environment(self) -> None:
         """Fake credentials and no profile for the demo's duration, so nothing can reach a real AWS account
@@ -449,14 +570,21 @@ class Demo:
         self.s.cleanups.append(self.s.http.stop)
         self.say(f"Bolt app listening at {self.s.http.url}")
 
-    def _click(self, button: dict[str, Any], channel: str, ts: str, message: dict[str, Any]) -> int:
-        """POST a block_actions payload, signed like Slack signs it, to the Bolt app; returns the HTTP status."""
-        from bot.slack.signing import signed_request
+    def _fake_calls(self, method: str, **match: str) -> list[dict[str, Any]]:
+        """Parameters of the successful ``method`` calls the local fake Slack received (none with ``--slack``)."""
+        if self.s.fake_slack is None:
+            return []
+        return [c.params for c in self.s.fake_slack.calls_to(method, ok_only=True)
+                if all(c.params.get(k) == v for k, v in match.items())]
 
+    def _click(self, button: dict[str, Any], channel: str, ts: str, message: dict[str, Any],
+               user: str | None = None) -> int:
+        """POST a block_actions payload, signed like Slack signs it, to the Bolt app; returns the HTTP status."""
+        user = user or self.s.approver
         payload = {
             "type": "block_actions",
             "team": {"id": "T0TIGHTEN1", "domain": "demo"},
-            "user": {"id": self.s.approver, "username": "demo-approver", "team_id": "T0TIGHTEN1"},
+            "user": {"id": user, "username": "demo-user", "team_id": "T0TIGHTEN1"},
             "api_app_id": "ADEMOTIGHTEN",
             "token": "deprecated-verification-token",
             "container": {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": False},
@@ -466,6 +594,25 @@ class Demo:
             "response_url": self.s.fake_slack.response_url() if self.s.fake_slack else "",
             "actions": [{**button, "block_id": button.get("block_id", ""), "action_ts": f"{time.time():.6f}"}],
         }
+        return self._post_signed(payload)
+
+    def _submit_view(self, view: dict[str, Any], values: dict[str, Any]) -> int:
+        """POST a view_submission of ``view`` with ``values``, signed, as the approver; returns the HTTP status."""
+        payload = {
+            "type": "view_submission",
+            "team": {"id": "T0TIGHTEN1", "domain": "demo"},
+            "user": {"id": self.s.approver, "username": "demo-user", "team_id": "T0TIGHTEN1"},
+            "api_app_id": "ADEMOTIGHTEN",
+            "token": "deprecated-verification-token",
+            "trigger_id": f"{int(time.time())}.demo.{secrets.token_hex(8)}",
+            "view": {**view, "id": f"VDEMO{secrets.token_hex(4).upper()}", "state": {"values": values}},
+        }
+        return self._post_signed(payload)
+
+    def _post_signed(self, payload: dict[str, Any]) -> int:
+        """POST an interactivity payload to the Bolt app, signed like Slack signs it; returns the HTTP status."""
+        from bot.slack.signing import signed_request
+
         body = urllib.parse.urlencode({"payload": json.dumps(payload)})
         request = urllib.request.Request(self.s.http.url, data=body.encode(), method="POST",
                                          headers=signed_request(body, self.s.signing_secret))
@@ -495,13 +642,6 @@ class Demo:
             parts.append(Text(f"permissions boundary: {snap.boundary_arn}", style="bold"))
         self.console.print(Panel(Group(*parts) if parts else Text("(no policies)"),
                                  title=f"{snap.name} {label}", title_align="left", border_style="magenta"))
-
-
-def _env(name: str, what: str) -> str:
-    value = os.environ.get(name, "")
-    if not value:
-        raise StepFailed(f"--slack needs {name} in the environment ({what})")
-    return value
 
 
 def _buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
@@ -534,9 +674,34 @@ def _comparable(snap: Any) -> dict[str, Any]:
     }
 
 
+def check_prerequisites(out: Path, *, slack: bool) -> None:
+    """Everything the demo needs from this machine, checked before any step starts; raises
+    :class:`bot.errors.UserError` naming every missing piece."""
+    from bot.errors import UserError
+
+    if slack:
+        missing = [name for name in SLACK_ENV if not os.environ.get(name)]
+        if missing:
+            raise UserError("--slack needs " + ", ".join(f"{name} ({SLACK_ENV[name]})" for name in missing)
+                            + " in the environment; nothing was started")
+    try:
+        import moto.server  # noqa: F401 - the embedded AWS
+    except ModuleNotFoundError as exc:
+        raise UserError(f"the demo's embedded AWS needs moto[server] ({exc.name} is not installed): "
+                        "pip install 'tighten[demo]' (from a checkout: pip install -e '.[demo]')") from None
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: is a file; give a folder (it is created if missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot create the folder ({exc.strerror or exc}); give a writable "
+                        "folder") from None
+
+
 def run_demo(out_dir: str | Path = "demo-out", *, slack: bool = False, console: Console | None = None) -> int:
     out = Path(out_dir)
-    if (out / "messages").is_dir():
-        shutil.rmtree(out / "messages")
-    out.mkdir(parents=True, exist_ok=True)
+    check_prerequisites(out, slack=slack)
+    for previous in ("messages", "digest"):
+        if (out / previous).is_dir():
+            shutil.rmtree(out / previous)
     return Demo(DemoOptions(out_dir=out, slack=slack, console=console or Console())).run()
