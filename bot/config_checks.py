@@ -32,7 +32,6 @@ ROLE_PATH_IN_ARN = r"(?:[\x21-\x7e]*/)?"
 #: S3 bucket names: 3-63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or
 #: digit (S3 User Guide, bucketnamingrules).
 BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 @functools.lru_cache(maxsize=1)
@@ -105,6 +104,8 @@ def trail_source_problem(value: str) -> str | None:
 def store_path_problem(value: str) -> str | None:
     """Can Tighten create (or open) its SQLite store at ``value`` on this machine? Probes the directory with a
     temporary directory that is removed at once; nothing else is created."""
+    from bot.store.db import SQLITE_HEADER
+
     path = Path(value)
     if path.is_dir():
         return f"{value} is a directory; expected a file path such as {path / 'tighten.db'}"

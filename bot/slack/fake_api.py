@@ -53,8 +53,12 @@ class FakeSlackApi:
     """Threaded fake Slack Web API. Use as a context manager or call :meth:`start`/:meth:`stop`."""
 
     def __init__(self, *, bot_user_id: str = "UBOTTIGHTEN", bot_id: str = "BTIGHTEN01",
-                 team_id: str = "T0TIGHTEN1", usergroups: dict[str, list[str]] | None = None) -> None:
+                 team_id: str = "T0TIGHTEN1", usergroups: dict[str, list[str]] | None = None,
+                 valid_tokens: set[str] | None = None) -> None:
+        """``valid_tokens``: when given, any other token is answered ``invalid_auth`` (as Slack answers a revoked
+        or mistyped token); by default every token is accepted."""
         self.bot_user_id = bot_user_id
+        self.valid_tokens = valid_tokens
         self.bot_id = bot_id
         self.team_id = team_id
         self.usergroups: dict[str, list[str]] = dict(usergroups or {})
@@ -204,6 +208,8 @@ class FakeSlackApi:
         token = headers.get("Authorization") or headers.get("authorization") or params.get("token")
         if not token:
             result: dict[str, Any] = {"ok": False, "error": "not_authed"}
+        elif self.valid_tokens is not None and token.removeprefix("Bearer ") not in self.valid_tokens:
+            result = {"ok": False, "error": "invalid_auth"}
         else:
             handler = self._handlers.get(method)
             result = handler(params) if handler else {"ok": False, "error": "unknown_method"}

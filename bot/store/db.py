@@ -12,6 +12,8 @@ import sqlite_utils
 from bot.errors import UserError
 
 DEFAULT_DB = "tighten.db"
+#: The first 16 bytes of every SQLite 3 database file (sqlite.org/fileformat.html).
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 class StoreError(UserError):
@@ -51,6 +53,14 @@ def _check_path(file: Path, *, create: bool) -> None:
     if file.is_dir():
         raise StoreError(f"{file}: is a directory; the store is a file (for example {file / DEFAULT_DB})")
     if file.exists():
+        try:
+            with file.open("rb") as fh:
+                header = fh.read(len(SQLITE_HEADER))
+        except OSError as exc:
+            raise StoreError(f"{file}: cannot read ({exc.strerror or exc}); check its permissions") from None
+        if header and header != SQLITE_HEADER:  # SQLite would take over a short file: never write over one
+            raise StoreError(f"{file}: not a Tighten store (the file is not an SQLite database); pass another "
+                             "--db or move this file away")
         return
     if not create:
         raise StoreError(f"{file}: no such store (nothing was created); run `tighten ingest` first or pass "
