@@ -7,9 +7,9 @@ account quotas in SQLite so the scheduler never triggers a quota error: by defau
 50 per day per account and region (IAM User Guide, "IAM Access Analyzer quotas"; cancelled jobs count too, so
 every started job counts here, whatever its outcome).
 
-Known limits of the service, reported as notes on every result (see /work/shared/NOTES.md): it never includes
-``iam:PassRole``; data events give only service-level detail; it reviews denied events too, so it can grant
-calls that were refused.
+Known limits of the service, reported as notes on every result (IAM User Guide, "IAM Access Analyzer policy
+generation"): it never includes ``iam:PassRole``; data events give only service-level detail; it reviews
+denied events too, so it can grant calls that were refused.
 """
 
 from __future__ import annotations

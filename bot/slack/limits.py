@@ -1,6 +1,6 @@
 """Slack Block Kit limits, enforced on every message and view we build.
 
-Numbers from Slack's Block Kit reference (see /work/shared/NOTES.md "Slack facts"): 50 blocks per message,
+Numbers from Slack's Block Kit reference (https://api.slack.com/reference/block-kit): 50 blocks per message,
 100 per modal / App Home view, 3,000 characters of section text, 150 of header text, 2,000 of button value,
 75 of button text, 25 elements in an actions block, 3,000 in a context element, 40,000 for message text.
 Anything longer is cut with a visible marker, never silently dropped.

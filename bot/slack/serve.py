@@ -1,4 +1,4 @@
-"""Running the Slack app from a config file and the environment (for the lead's ``tighten`` CLI command).
+"""Running the Slack app from a config file and the environment.
 
 Secrets come only from the environment and are never logged: ``SLACK_BOT_TOKEN`` (xoxb-), ``SLACK_APP_TOKEN``
 (xapp-, Socket Mode) and ``SLACK_SIGNING_SECRET`` (HTTP mode). ``SLACK_API_URL`` points the Web API client
