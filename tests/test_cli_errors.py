@@ -236,3 +236,15 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         cli.main(["--version"])
     assert exit_.value.code == 0
     assert capsys.readouterr().out.strip() == f"tighten {metadata.version('tighten')}"
+
+
+def test_readme_command_table_lists_every_command() -> None:
+    """Each subcommand the CLI has (asked from its parser) has a row in README's command table."""
+    from bot import cli
+
+    parser = cli.build_parser()
+    (sub,) = [a for a in parser._actions if a.dest == "command"]
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("## Command line", 1)[1].split("\n\n", 2)[1]
+    missing = [name for name in sub.choices if f"`tighten {name}" not in table]
+    assert not missing, f"README's command table lacks {missing}"
