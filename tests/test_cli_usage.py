@@ -78,6 +78,12 @@ def test_bad_inputs(tmp_path: Path, logs: Path, capsys: pytest.CaptureFixture) -
     bad.write_text("entries:\n  - action: signin:ConsoleLogin\n")
     assert run(["generate", "--cloudtrail", str(logs), "--principal", "app", "--allowlist", str(bad)]) == 2
     assert "unknown IAM action 'signin:ConsoleLogin'" in capsys.readouterr().err
+    from bot.store.db import StoreError, open_db
+
+    with pytest.raises(StoreError, match="no such store"):  # bot.cli prints it as one line
+        run(["principals", "--db", str(tmp_path / "missing.db")])
+    assert not (tmp_path / "missing.db").exists()
+    open_db(tmp_path / "empty.db").conn.close()
     assert run(["principals", "--db", str(tmp_path / "empty.db")]) == 0
     assert "no principals" in capsys.readouterr().err
 

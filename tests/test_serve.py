@@ -138,6 +138,7 @@ def test_serve_process_recovers_work_and_stops_cleanly_on_sigterm(tmp_path: Path
     assert proc.returncode == 0, err
     assert "SIGTERM received" in err and "stopped cleanly" in err
     assert TOKEN not in out + err and SECRET not in out + err
+    assert "will be unused" not in err  # Bolt was given the token once (the client), not also from the environment
     assert not serve.heartbeat_path(cfg).exists()
     assert not check_queue.items(state="running")
     assert check_queue.get(item.id).attempts == 2  # run once more after recovery, never twice concurrently
