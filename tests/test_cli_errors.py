@@ -114,6 +114,8 @@ CASES: dict[str, Case] = {
                                   creates_nothing=True, code=2),
     "diff of a non-role ARN": Case(["diff", "--current", "arn:aws:iam::notanarn", "--proposed", "p.json"],
                                    ["arn:aws:iam::notanarn", "not a role ARN"], _files(**{"p.json": "{}"})),
+    "ingest, missing source (no progress bar off a terminal)": Case(
+        ["ingest", "--cloudtrail", "nowhere", "--db", "x.db"], ["nowhere"], code=2),
     "ingest --workers 0": Case(["ingest", "--cloudtrail", "logs", "--workers", "0"], ["--workers", "at least 1"],
                                _files(logs="<dir>"), creates_nothing=True, code=2),
     "ingest since after until": Case(["ingest", "--cloudtrail", "logs", "--since", "2024-05-02", "--until",
