@@ -41,4 +41,8 @@ def test_scan_command_not_proposed_without_usage(env: Env, moto_endpoint: str,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     arn = env.role("idle", policy("s3:*"))
     code = scan_command.run(_args(arn, "--db", env.ctx.db_path, "--endpoint-url", moto_endpoint))
-    assert code == 1 and "incomplete" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert code == 1 and "incomplete" in out
+    reason = out.splitlines()[1].strip()  # the line under "<arn>: incomplete"
+    assert reason.startswith("not proposing for idle: ")
+    assert out.count(reason.removeprefix("not proposing for idle: ")) == 1, out  # said once, not again as a note
