@@ -41,6 +41,27 @@ class Approvers:
         return bool(self.users or self.groups)
 
 
+IAC_TOOLS = ("terraform", "cloudformation")
+
+
+@dataclass(frozen=True)
+class IacRule:
+    """A role matching every matcher given (``tag``: ``key`` or ``key=value``; ``name``, ``path``: shell globs,
+    case-insensitive) is managed as code by ``tool``. ``where`` is the rule's key in the file, shown as the
+    reason (``iac.rules[0]``)."""
+
+    tool: str
+    tag: str | None = None
+    name: str | None = None
+    path: str | None = None
+    where: str = ""
+
+    def describe(self) -> str:
+        parts = [f"tag {self.tag}" if self.tag else "", f"name {self.name}" if self.name else "",
+                 f"path {self.path}" if self.path else ""]
+        return " and ".join(p for p in parts if p)
+
+
 @dataclass(frozen=True)
 class Account:
     id: str
@@ -50,6 +71,8 @@ class Account:
     channel: str | None = None
     approvers: Approvers = Approvers()
     regions: tuple[str, ...] = ()
+    iac_direct_apply: bool | None = None  # None: iac.direct_apply
+    iac_rules: tuple[IacRule, ...] = ()  # checked before the top-level iac.rules
 
 
 @dataclass(frozen=True)
@@ -108,6 +131,8 @@ class Config:
     proposal_ttl_days: int = 14
     watch_days: int = 7
     allowlist_path: str | None = None
+    iac_direct_apply: bool = False
+    iac_rules: tuple[IacRule, ...] = ()
 
     def account(self, account_id: str) -> Account | None:
         return next((a for a in self.accounts if a.id == account_id), None)
@@ -119,6 +144,18 @@ class Config:
     def channel_for(self, account_id: str) -> str | None:
         acct = self.account(account_id)
         return (acct.channel if acct else None) or self.review_channel
+
+    def iac_rules_for(self, account_id: str) -> tuple[IacRule, ...]:
+        """The account's own rules first, then the top-level ones."""
+        acct = self.account(account_id)
+        return (acct.iac_rules if acct else ()) + self.iac_rules
+
+    def direct_apply_allowed(self, account_id: str) -> bool:
+        """May Tighten change a role managed as code in this account directly (``iac.direct_apply``)?"""
+        acct = self.account(account_id)
+        if acct is not None and acct.iac_direct_apply is not None:
+            return acct.iac_direct_apply
+        return self.iac_direct_apply
 
 
 class _Reader:
@@ -252,6 +289,41 @@ def _expected(kind: type | tuple[type, ...]) -> str:
     return " or ".join(_kind(k()) if k is not type(None) else "null" for k in kinds)
 
 
+def _iac(r: _Reader, raw: dict[str, Any], path: str) -> tuple[bool | None, tuple[IacRule, ...]]:
+    """The ``iac`` section at ``path``: (direct_apply or None when not set, rules)."""
+    section = r.section(raw, "iac", path)
+    p = _join(path, "iac")
+    r.unknown_keys(section, {"direct_apply", "rules"}, p)
+    direct = r.get(section, "direct_apply", p, bool, None)
+    rules: list[IacRule] = []
+    for i, item in enumerate(r.get(section, "rules", p, list, [])):
+        where = f"{p}.rules[{i}]"
+        if not isinstance(item, dict):
+            r.problem(where, f"expected a mapping, got {_kind(item)}")
+            continue
+        r.unknown_keys(item, {"tool", "tag", "name", "path"}, where)
+        tool = r.get(item, "tool", where, str, "", required=True)
+        if tool and tool not in IAC_TOOLS:
+            r.problem(_join(where, "tool"), f"expected one of {', '.join(IAC_TOOLS)}, got {tool!r}")
+            tool = ""
+        tag = r.get(item, "tag", where, str, None)
+        if tag is not None and (not tag.partition("=")[0] or tag.startswith("=")):
+            r.problem(_join(where, "tag"), f"expected a tag key or key=value, got {tag!r}")
+            tag = None
+        name = r.get(item, "name", where, str, None)
+        role_path = r.get(item, "path", where, str, None)
+        if role_path is not None and not role_path.startswith("/"):
+            r.problem(_join(where, "path"), f"expected a role path pattern starting with '/', got {role_path!r}")
+            role_path = None
+        if not (tag or name or role_path):
+            if not any(k in item for k in ("tag", "name", "path")):
+                r.problem(where, "a rule needs at least one of tag, name, path")
+            continue
+        if tool:
+            rules.append(IacRule(tool=tool, tag=tag, name=name, path=role_path, where=where))
+    return direct, tuple(rules)
+
+
 def _approvers(r: _Reader, raw: dict[str, Any], path: str) -> Approvers:
     section = r.section(raw, "approvers", path)
     p = _join(path, "approvers")
@@ -270,7 +342,7 @@ def parse_config(raw: Any, file: str = "<config>") -> Config:
     if not isinstance(raw, dict):
         raise ConfigError([f"{file}: (top level): expected a mapping, got {_kind(raw)}"])
     top = {"store", "cloudtrail", "accounts", "organizations", "scope", "approval", "slack", "schedules",
-           "backend", "apply", "allowlist"}
+           "backend", "apply", "allowlist", "iac"}
     r.unknown_keys(raw, top, "")
 
     store = r.section(raw, "store", "")
@@ -286,7 +358,8 @@ def parse_config(raw: Any, file: str = "<config>") -> Config:
         if not isinstance(item, dict):
             r.problem(p, f"expected a mapping, got {_kind(item)}")
             continue
-        r.unknown_keys(item, {"id", "name", "reader_role", "applier_role", "channel", "approvers", "regions"}, p)
+        r.unknown_keys(item, {"id", "name", "reader_role", "applier_role", "channel", "approvers", "regions", "iac"},
+                       p)
         acct_id = item.get("id")
         if isinstance(acct_id, int) and not isinstance(acct_id, bool):
             r.problem(_join(p, "id"), "expected a 12-digit account ID as a quoted string (YAML drops leading zeros)")
@@ -305,6 +378,7 @@ def parse_config(raw: Any, file: str = "<config>") -> Config:
             channel=r.pattern(item, "channel", p, SLACK_CHANNEL, "a Slack channel ID like C012ABCDEF"),
             approvers=_approvers(r, item, p),
             regions=r.checked_list(item, "regions", p, checks.region_problem),
+            **dict(zip(("iac_direct_apply", "iac_rules"), _iac(r, item, p), strict=True)),
         ))
 
     org = r.section(raw, "organizations", "")
@@ -367,6 +441,7 @@ def parse_config(raw: Any, file: str = "<config>") -> Config:
     apply = r.section(raw, "apply", "")
     r.unknown_keys(apply, {"managed_policy_prefix", "retention_days", "proposal_ttl_days", "watch_days"}, "apply")
 
+    iac_direct_apply, iac_rules = _iac(r, raw, "")
     cfg = Config(
         path=file,
         db_path=r.get(store, "path", "store", str, "tighten.db"),
@@ -393,6 +468,8 @@ def parse_config(raw: Any, file: str = "<config>") -> Config:
         proposal_ttl_days=r.positive_int(apply, "proposal_ttl_days", "apply", 14),
         watch_days=r.positive_int(apply, "watch_days", "apply", 7),
         allowlist_path=r.get(raw, "allowlist", "", str, None),
+        iac_direct_apply=bool(iac_direct_apply),
+        iac_rules=iac_rules,
     )
     if not raw_accounts and not cfg.organizations_enabled and isinstance(raw.get("accounts", []), list):
         r.problem("accounts", "no account to scan: list at least one (or set organizations.enabled)")

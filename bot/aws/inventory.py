@@ -31,10 +31,14 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
+from bot.config import IacRule
 from bot.util.clock import Clock, iso, parse_iso, utcnow
 
 SERVICE_LINKED_PATH_PREFIX = "/aws-service-role/"
 AWS_MANAGED_PREFIX = "arn:aws:iam::aws:policy/"
+#: Tags CloudFormation puts on every taggable resource it creates (the role's stack and its logical ID).
+CFN_STACK_TAG = "aws:cloudformation:stack-name"
+CFN_LOGICAL_ID_TAG = "aws:cloudformation:logical-id"
 
 
 def canonical_json(document: Any) -> str:
@@ -187,6 +191,46 @@ class UserSnapshot:
         return cls(**data)
 
 
+@dataclass(frozen=True)
+class ManagedAsCode:
+    """Why a role is managed as code: its CloudFormation stack tag, or a configured rule (``iac.rules``)."""
+
+    tool: str  # "cloudformation" | "terraform"
+    reason: str  # one line, e.g. "CloudFormation stack orders (tag aws:cloudformation:stack-name)"
+    stack: str | None = None
+    logical_id: str | None = None
+    rule: str | None = None  # the rule's key in the config file, e.g. "accounts[0].iac.rules[1]"
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ManagedAsCode:
+        return cls(**{k: data.get(k) for k in ("tool", "reason", "stack", "logical_id", "rule")})
+
+
+def managed_as_code(role: RoleSnapshot | UserSnapshot, rules: Iterable[IacRule] = ()) -> ManagedAsCode | None:
+    """The CloudFormation stack tag wins (it names the stack); then the first rule whose every matcher fits.
+    Tags match exactly (``key`` = any value); name and path globs case-insensitively."""
+    stack = role.tags.get(CFN_STACK_TAG)
+    if stack:
+        return ManagedAsCode(tool="cloudformation", stack=stack, logical_id=role.tags.get(CFN_LOGICAL_ID_TAG),
+                             reason=f"CloudFormation stack {stack} (tag {CFN_STACK_TAG})")
+    for rule in rules:
+        if rule.tag is not None:
+            key, sep, value = rule.tag.partition("=")
+            if key not in role.tags or (sep and role.tags[key] != value):
+                continue
+        if rule.name is not None and not fnmatch.fnmatchcase(role.name.lower(), rule.name.lower()):
+            continue
+        if rule.path is not None and not fnmatch.fnmatchcase(role.path.lower(), rule.path.lower()):
+            continue
+        tool = "Terraform" if rule.tool == "terraform" else "CloudFormation"
+        return ManagedAsCode(tool=rule.tool, rule=rule.where, reason=f"{tool} by rule {rule.where or '(unnamed)'} "
+                             f"({rule.describe()})")
+    return None
+
+
 @dataclass
 class Scope:
     """Which roles Tighten may touch, and which users it reports on. Patterns are shell globs on the name
@@ -201,6 +245,11 @@ class Scope:
     protected_tags: tuple[str, ...] = ("tighten:protected",)
     own_role_arns: tuple[str, ...] = ()
     lookback_days: int = 90
+    iac_rules: dict[str, tuple[IacRule, ...]] = field(default_factory=dict)  # account -> rules, "" = any account
+
+    def managed_as_code(self, role: RoleSnapshot) -> ManagedAsCode | None:
+        """Whether ``role`` is managed as code, and why (see :func:`managed_as_code`)."""
+        return managed_as_code(role, self.iac_rules.get(role.account, self.iac_rules.get("", ())))
 
     def exclusion(self, role: RoleSnapshot) -> str | None:
         """Why ``role`` is out of scope, or None when it is in scope."""
@@ -247,6 +296,7 @@ class InventoryResult:
     in_scope: list[RoleSnapshot] = field(default_factory=list)
     excluded: list[ExcludedRole] = field(default_factory=list)
     warnings: dict[str, list[str]] = field(default_factory=dict)  # role ARN -> warnings
+    managed_as_code: dict[str, ManagedAsCode] = field(default_factory=dict)  # role ARN -> why (in scope or not)
 
     @property
     def all(self) -> list[RoleSnapshot]:
@@ -407,6 +457,10 @@ def _role_inventory(details: _AccountDetails, scope: Scope, now: datetime) -> In
     ]
     result = InventoryResult(account=snapshots[0].account if snapshots else "")
     _sort_by_scope(snapshots, scope.exclusion, ExcludedRole, result, scope, now)
+    for snap in snapshots:
+        found = scope.managed_as_code(snap)
+        if found is not None:
+            result.managed_as_code[snap.arn] = found
     return result
 
 

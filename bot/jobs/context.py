@@ -37,6 +37,10 @@ class JobNotifier(Protocol):
 
     def post_digest(self, channel: str, text: str, blocks: list[dict[str, Any]], png: bytes | None) -> Any: ...
 
+    def post_applied_via_code(self, proposal_id: str, *, confirmed: bool) -> Any: ...
+
+    def post_drift_back(self, proposal_id: str, change_id: str) -> Any: ...
+
 
 @dataclass
 class JobContext(ThreadStores):

@@ -1,7 +1,9 @@
 """Scan planning: which in-scope roles to scan, in which order, and when.
 
 Every in-scope role of every configured account is read (``list_role_snapshots``), recorded in the role
-directory (excluded roles too, each with what it could escalate to: ``bot.jobs.role_privilege``), and ranked by :func:`rank_key`: the risk score of what it holds now (roles that can administer
+directory (excluded roles too, each with what it could escalate to: ``bot.jobs.role_privilege``, and whether it
+is managed as code), reconciled with its proposals (``bot.jobs.iac``: deployed through code, back to the old
+permissions), and ranked by :func:`rank_key`: the risk score of what it holds now (roles that can administer
 IAM or escalate rank first, by ``bot.policy.risk``), then the breadth of its unused grants. A role whose
 policies and usage are unchanged since its last settled scan is skipped (scan cache); a role with no unused
 grant gets priority 0 (it is likely already tight). Each role gets one pending ``scan`` item at most (dedupe key
@@ -14,9 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.aws.inventory import RoleSnapshot, list_role_snapshots
+from bot.aws.inventory import ManagedAsCode, RoleSnapshot, list_role_snapshots
 from bot.config import OffHours
 from bot.jobs.context import JobContext
+from bot.jobs.iac import reconcile_role
 from bot.jobs.role_privilege import role_privilege, snapshot_permissions
 from bot.jobs.scan import last_used, scan_fingerprint, scope_from_config
 from bot.policy.risk import risk_score
@@ -76,9 +79,12 @@ def plan_scans(ctx: JobContext, accounts: list[str] | None = None) -> list[Plann
     for account in accounts or [a.id for a in ctx.config.accounts]:
         inventory = list_role_snapshots(ctx.iam(account), scope=scope, clock=ctx.clock)
         for excluded in inventory.excluded:
-            _remember(ctx, excluded.snapshot, in_scope=False, reason=excluded.reason, warnings=[])
+            _remember(ctx, excluded.snapshot, in_scope=False, reason=excluded.reason, warnings=[],
+                      managed=inventory.managed_as_code.get(excluded.snapshot.arn))
         for snapshot in inventory.in_scope:
-            _remember(ctx, snapshot, in_scope=True, reason=None, warnings=inventory.warnings.get(snapshot.arn, []))
+            _remember(ctx, snapshot, in_scope=True, reason=None, warnings=inventory.warnings.get(snapshot.arn, []),
+                      managed=inventory.managed_as_code.get(snapshot.arn))
+            reconcile_role(ctx, snapshot)  # before queueing: a deployed proposal closes, it is not superseded
             plans.append(_cached(ctx, snapshot, since) or _rank(ctx, snapshot, since, now))
     assign_priorities(plans)
     for plan in plans:
@@ -147,9 +153,10 @@ def _rank(ctx: JobContext, snapshot: RoleSnapshot, since: str, now: datetime) ->
 
 
 def _remember(ctx: JobContext, snapshot: RoleSnapshot, *, in_scope: bool, reason: str | None,
-              warnings: list[str]) -> None:
+              warnings: list[str], managed: ManagedAsCode | None = None) -> None:
     privilege = role_privilege(snapshot, ctx.roles.get(snapshot.arn))
     ctx.roles.upsert(KnownRole(account=snapshot.account, arn=snapshot.arn, name=snapshot.name, path=snapshot.path,
                                in_scope=in_scope, excluded_reason=reason, warnings=warnings,
                                policy_hash=snapshot.policy_hash(), created=snapshot.created,
-                               last_used=snapshot.last_used, refreshed_at=iso(ctx.clock()), privilege=privilege))
+                               last_used=snapshot.last_used, refreshed_at=iso(ctx.clock()), privilege=privilege,
+                               managed_as_code=managed.to_json() if managed else None))

@@ -25,6 +25,7 @@ from typing import Any
 from bot.aws.inventory import RoleSnapshot, Scope, get_role_snapshot
 from bot.config import Config
 from bot.jobs.context import JobContext
+from bot.jobs.iac import proposal_iac, reconcile_role
 from bot.jobs.role_privilege import escalation_context
 from bot.policy.allowlist import AllowEntry, load_allowlist
 from bot.policy.coverage import coverage_warnings
@@ -94,7 +95,9 @@ def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by:
         ctx.count(f"scan.{result}")
         return outcome
 
-    exclusion = scope_from_config(ctx.config).exclusion(snapshot)
+    scope = scope_from_config(ctx.config)
+    reconcile_role(ctx, snapshot)  # a proposal deployed through code closes before a new one supersedes it
+    exclusion = scope.exclusion(snapshot)
     if exclusion:
         return settle(sc.EXCLUDED, f"not proposing for {snapshot.name}: out of scope ({exclusion})")
 
@@ -146,15 +149,16 @@ def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by:
                "added": len(changes["added"]), "kept": len(current) - len(changes["removed"]),
                "usage_rows": len(rows), "risk_tier": risk.tier},
         notes=notes, engine=engine, requested_by=requested_by, channel=ctx.config.channel_for(snapshot.account),
-        checks=checks,
+        checks=checks, iac=proposal_iac(ctx.config, scope, snapshot),
     )
     return settle(sc.PROPOSED, f"proposal {proposal.id} for {snapshot.name}: {proposal.summary}",
                   proposal=proposal, risk_score=risk.score, risk_tier=risk.tier, notes=notes)
 
 
 def scope_from_config(config: Config) -> Scope:
+    rules = {"": config.iac_rules, **{a.id: config.iac_rules_for(a.id) for a in config.accounts}}
     return Scope(protected_role_names=config.protected_roles, protected_tags=config.protected_tags,
-                 own_role_arns=config.own_role_arns, lookback_days=config.lookback_days)
+                 own_role_arns=config.own_role_arns, lookback_days=config.lookback_days, iac_rules=rules)
 
 
 def scan_fingerprint(ctx: JobContext, principal_arn: str, since: str) -> str:

@@ -160,6 +160,8 @@ def handle_apply(ctx: JobContext, item: WorkItem) -> dict[str, Any]:
             return _settle_apply(ctx, proposal_id, change.id, change.state, change.reason or change.state)
     elif proposal.state != ps.APPROVED:
         return {"result": f"not applied: proposal is {proposal.state}"}
+    elif (as_code := _managed_as_code_refusal(ctx, proposal)) is not None:
+        return _refuse_managed_as_code(ctx, proposal, as_code)
     elif (stale := _stale_reason(ctx, proposal)) is not None:
         return _settle_stale(ctx, proposal, stale)
     elif ctx.proposals.transition(proposal_id, ps.APPLYING) is None:
@@ -172,6 +174,32 @@ def handle_apply(ctx: JobContext, item: WorkItem) -> dict[str, Any]:
                            retention_days=ctx.config.retention_days, scope=scope_from_config(ctx.config),
                            clock=ctx.clock)
     return _settle_apply(ctx, proposal_id, outcome.change_id, outcome.state, outcome.message)
+
+
+def _managed_as_code_refusal(ctx: JobContext, proposal: ps.Proposal) -> str | None:
+    """Why the role may not be changed directly: it is managed as code now (read from IAM, not from the proposal:
+    a stack tag may have appeared since the scan) and ``iac.direct_apply`` is off for its account."""
+    from bot.aws.inventory import get_role_snapshot
+    from bot.jobs.scan import scope_from_config
+
+    if ctx.config.direct_apply_allowed(proposal.account):
+        return None
+    snapshot = get_role_snapshot(ctx.iam(proposal.account), proposal.role_name)
+    found = scope_from_config(ctx.config).managed_as_code(snapshot)
+    if found is None:
+        return None
+    return (f"not applied: role {proposal.role_name} is managed as code ({found.reason}) and iac.direct_apply is "
+            f"off for account {proposal.account}; change it in its {found.tool} code (tighten proposal show "
+            f"{proposal.id} --format {found.tool})")
+
+
+def _refuse_managed_as_code(ctx: JobContext, proposal: ps.Proposal, reason: str) -> dict[str, Any]:
+    ctx.proposals.transition(proposal.id, ps.FAILED, decision_reason=reason[:500])
+    ctx.audit.record("tighten", "apply.refused_managed_as_code", proposal.id, message=reason)
+    ctx.count("apply.refused_managed_as_code")
+    if ctx.notifier is not None:
+        ctx.notifier.post_apply_result(proposal.id, None, False, reason)
+    return {"result": "refused", "message": reason}
 
 
 def _stale_reason(ctx: JobContext, proposal: ps.Proposal) -> str | None:

@@ -50,6 +50,8 @@ LISTENERS = (
     "bot.slack.actions.rollback",
     "bot.slack.actions.allow_action",
     "bot.slack.actions.home_refresh",
+    "bot.slack.actions.open_as_code",
+    "bot.slack.actions.mark_applied_via_code",
     "bot.slack.views.reject_submission",
     "bot.slack.views.home",
 )

@@ -134,8 +134,13 @@ def decision_text(p: Proposal) -> str:
 def review_message(p: Proposal) -> Message:
     """The review message for ``p``: buttons while pending, the decision (buttons gone) afterwards."""
     view = _view(p)
+    from bot.slack import iac_blocks
+
     blocks: list[Block] = [header(f"Tighten: {p.role_name}"),
                            mrkdwn(render("review_summary.j2", p=view), SUMMARY_BUDGET)]
+    as_code = iac_blocks.managed_as_code_context(p)
+    if as_code is not None:
+        blocks.append(as_code)
     fields = stats_fields(p.stats)
     if fields:
         blocks.append({"type": "section", "fields": fields})
@@ -147,7 +152,9 @@ def review_message(p: Proposal) -> Message:
     blocks.append({"type": "section", "text": {"type": "mrkdwn",
                                                "text": limits.clip_code(limits.escape(diff_head(p)), DIFF_BUDGET)}})
     blocks.append(context("The full proposed policy and the full diff are in this message's thread."))
-    if p.state == PENDING:
+    if p.state == PENDING and p.managed_as_code:
+        blocks.append(iac_blocks.managed_as_code_actions(p))
+    elif p.state == PENDING:
         blocks.append({"type": "actions", "block_id": BlockId.DECISION_ACTIONS, "elements": [
             button("Approve", ActionId.APPROVE, p.id, "primary", confirm_dialog(
                 "Apply this policy?",

@@ -12,6 +12,9 @@ class ActionId(StrEnum):
     ROLLBACK = "tighten.change.rollback"
     ALLOW_ACTION = "tighten.denial.allow_action"
     HOME_REFRESH = "tighten.home.refresh"
+    OPEN_TERRAFORM = "tighten.proposal.open_terraform"
+    OPEN_CLOUDFORMATION = "tighten.proposal.open_cloudformation"
+    MARK_APPLIED_VIA_CODE = "tighten.proposal.mark_applied_via_code"
 
 
 class CallbackId(StrEnum):

@@ -128,6 +128,47 @@ class Notifier:
         rows = [d if isinstance(d, b.Denial) else b.Denial(*d) for d in denials]
         return self._in_thread(proposal, b.denial_alert_message(proposal, change_id, rows), broadcast=True)
 
+    def post_applied_via_code(self, proposal_id: str, *, confirmed: bool) -> bool:
+        """In the proposal's thread: closed or confirmed as applied via code; the review message is refreshed."""
+        from bot.slack.iac_blocks import applied_via_code_message
+
+        proposal = self.ctx.proposals.get(proposal_id)
+        if proposal is None:
+            return False
+        sent = self._in_thread(proposal, applied_via_code_message(proposal, confirmed=confirmed))
+        self.update_decision(proposal_id)
+        return sent
+
+    def post_drift_back(self, proposal_id: str, change_id: str) -> bool:
+        """In the channel (a thread reply broadcast to it): the role is back to its old permissions."""
+        from bot.slack.iac_blocks import drift_back_message
+
+        proposal = self.ctx.proposals.get(proposal_id)
+        if proposal is None:
+            return False
+        return self._in_thread(proposal, drift_back_message(proposal, change_id), broadcast=True)
+
+    def upload_snippet(self, proposal_id: str, fmt: str, requested_by: str | None = None) -> bool:
+        """The proposal as Terraform or CloudFormation, uploaded as a file in its thread."""
+        from bot.slack.iac_blocks import TOOL_NAMES, snippet
+
+        proposal = self.ctx.proposals.get(proposal_id)
+        if proposal is None or not proposal.channel or not proposal.message_ts:
+            return False
+        upload = snippet(proposal, fmt, self.ctx.config.managed_policy_prefix)
+        asked = f", asked for by <@{requested_by}>" if requested_by else ""
+        try:
+            self.client.files_upload_v2(channel=proposal.channel, thread_ts=proposal.message_ts,
+                                        content=upload["content"], filename=upload["filename"],
+                                        title=upload["title"],
+                                        initial_comment=f"{TOOL_NAMES.get(fmt, fmt)} for proposal `{proposal.id}`"
+                                                        f"{asked}.")
+        except SLACK_FAILURES as exc:
+            self.ctx.count("slack.upload_failed")
+            log.warning("could not upload the %s snippet of %s: %s", fmt, proposal_id, _error(exc))
+            return False
+        return True
+
     def post_digest(self, channel: str, text: str, blocks: list[dict[str, Any]] | None,
                     png: bytes | None = None) -> bool:
         from bot.slack.limits import fit_blocks

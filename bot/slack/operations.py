@@ -14,6 +14,7 @@ from slack_sdk import WebClient
 
 from bot.policy.allowlist import AllowEntry, AllowlistError, load_allowlist
 from bot.slack.context import AppContext
+from bot.slack.limits import escape
 from bot.slack.listeners import MANUAL_SCAN_PRIORITY, scan_dedupe_key
 from bot.store import changes as change_states
 from bot.store.proposals import APPLIED, APPROVED, PENDING, REJECTED
@@ -46,6 +47,14 @@ def approve(ctx: AppContext, client: WebClient, user_id: str, proposal_id: str) 
     if proposal.state != PENDING:
         who = f" by <@{proposal.decided_by}>" if proposal.decided_by else ""
         return _refuse(ctx, "slack.already_decided", f"Proposal `{proposal_id}` is already {proposal.state}{who}.")
+    managed = proposal.managed_as_code
+    if managed and not ctx.config.direct_apply_allowed(proposal.account):
+        ctx.audit.record(user_id, "proposal.approve_refused", proposal_id, reason="managed as code")
+        return _refuse(ctx, "slack.managed_as_code",
+                       f"`{proposal_id}` is for a role managed as code ({escape(str(managed.get('reason', '')))}); "
+                       "Tighten does "
+                       f"not change it directly (`iac.direct_apply` is off for account {proposal.account}). Use "
+                       "*Open as Terraform* or *Open as CloudFormation*, deploy it, then *Mark as applied via IaC*.")
     decision = ctx.approval.can_approve(client, user_id, proposal)
     if not decision.allowed:
         ctx.audit.record(user_id, "proposal.approve_refused", proposal_id, reason=decision.reason)

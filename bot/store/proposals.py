@@ -8,6 +8,8 @@ two approvers clicking at once produce exactly one winner)::
        ├──reject──> rejected└──stale──> stale   (also from applying: the apply's stale guard)
        ├──expire──> expired
        ├──supersede──> superseded   (a newer scan of the same principal)
+       ├──applied via code──> applied_via_code   (role managed as code: marked, or seen by the inventory;
+       │                                          also from expired)
        └──stale──> stale            (the role changed since the proposal was computed)
 """
 
@@ -34,6 +36,7 @@ EXPIRED = "expired"
 SUPERSEDED = "superseded"
 ROLLED_BACK = "rolled_back"
 ALREADY_TIGHT = "already_tight"
+APPLIED_VIA_CODE = "applied_via_code"  # deployed through the role's Terraform/CloudFormation, not by Tighten
 
 OPEN_STATES = (PENDING, APPROVED, APPLYING)
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -44,12 +47,16 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     STALE: (PENDING, APPROVED, APPLYING),  # APPLYING: the apply's own stale guard refused, role untouched
     APPLYING: (APPROVED,),
     APPLIED: (APPLYING,),
-    FAILED: (APPLYING,),
     ROLLED_BACK: (APPLIED,),
+    # marked by an approver, or seen by the inventory (the role now holds the proposal); also after expiry,
+    # since a pipeline may deploy the change late
+    APPLIED_VIA_CODE: (PENDING, EXPIRED),
+    # the worker refuses a direct apply of a role managed as code when iac.direct_apply is off
+    FAILED: (APPLYING, APPROVED),
 }
 
-_JSON_FIELDS = ("documents", "current_documents", "risk_reasons", "warnings", "stats", "notes", "checks")
-_DICT_FIELDS = ("stats", "checks")
+_JSON_FIELDS = ("documents", "current_documents", "risk_reasons", "warnings", "stats", "notes", "checks", "iac")
+_DICT_FIELDS = ("stats", "checks", "iac")
 
 
 @dataclass
@@ -86,10 +93,19 @@ class Proposal:
     # Results of the safety checks run before the proposal was stored, by name: {"containment": {...},
     # "replay": {...}, "escalation": {...}, ...}. Each value is a JSON-able dict owned by its check.
     checks: dict[str, Any] = field(default_factory=dict)
+    # Infrastructure as code: {"managed": ManagedAsCode JSON (absent when the role is not managed as code),
+    # "direct_apply": bool, "role_inline": [names], "role_managed": [ARNs] (what the role held, for the
+    # snippets), "checked_hash": policy hash last compared, "confirmed_at", "drift": {...}}.
+    iac: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
+
+    @property
+    def managed_as_code(self) -> dict[str, Any] | None:
+        """Why the role is managed as code (``tool``, ``reason``, ``stack``, ``rule``), or None."""
+        return self.iac.get("managed") or None
 
 
 class ProposalStore:
@@ -231,10 +247,10 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
             window_start TEXT, window_end TEXT, summary TEXT, diff_text TEXT, unified_diff TEXT,
             risk_score REAL, risk_reasons TEXT, warnings TEXT, stats TEXT, notes TEXT, engine TEXT,
             requested_by TEXT, decided_by TEXT, decided_at TEXT, decision_reason TEXT,
-            channel TEXT, message_ts TEXT, change_id TEXT, checks TEXT
+            channel TEXT, message_ts TEXT, change_id TEXT, checks TEXT, iac TEXT
         )"""
     )
-    add_missing_columns(db, "proposals", {"checks": "TEXT"})
+    add_missing_columns(db, "proposals", {"checks": "TEXT", "iac": "TEXT"})
     db.conn.execute("CREATE INDEX IF NOT EXISTS proposals_principal ON proposals (principal_arn, state)")
     db.conn.execute(
         """CREATE TABLE IF NOT EXISTS audit (

@@ -1,6 +1,7 @@
 """The role directory: principals Tighten knows from inventory, with their scope and last policy hash.
 
-Refreshed by the scheduler's inventory step; read by Slack commands (``/tighten scan <role>`` resolves names
+``managed_as_code`` records whether the role is defined in Terraform or CloudFormation, and why (its stack tag
+or the matching ``iac.rules`` entry). Refreshed by the scheduler's inventory step; read by Slack commands (``/tighten scan <role>`` resolves names
 here), by scan planning, and by scans to judge roles a principal can pass or assume: ``privilege`` holds what
 the role can do with its own permissions (``bot.policy.escalation.RoleProfile`` as JSON, with the policy hash
 and escalation data version it was computed from), so that needs no AWS call.
@@ -32,6 +33,8 @@ class KnownRole:
     last_used: str | None = None
     refreshed_at: str = ""
     privilege: dict[str, Any] | None = None  # RoleProfile JSON + "policy_hash" + "data_version"
+    # Managed as code, and why (``bot.aws.inventory.ManagedAsCode`` as JSON); None when not.
+    managed_as_code: dict[str, Any] | None = None
 
 
 class RoleDirectory:
@@ -46,6 +49,8 @@ class RoleDirectory:
         row["in_scope"] = int(role.in_scope)
         row["warnings"] = json.dumps(role.warnings)
         row["privilege"] = json.dumps(role.privilege, sort_keys=True) if role.privilege is not None else None
+        row["managed_as_code"] = (json.dumps(role.managed_as_code, sort_keys=True)
+                                  if role.managed_as_code is not None else None)
         self.db["known_roles"].upsert(row, pk="arn")
 
     def get(self, arn: str) -> KnownRole | None:
@@ -82,6 +87,7 @@ def _role(row: dict[str, Any]) -> KnownRole:
     row["in_scope"] = bool(row["in_scope"])
     row["warnings"] = json.loads(row["warnings"] or "[]")
     row["privilege"] = json.loads(row["privilege"]) if row.get("privilege") else None
+    row["managed_as_code"] = json.loads(row["managed_as_code"]) if row.get("managed_as_code") else None
     return KnownRole(**row)
 
 
@@ -90,7 +96,7 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
         """CREATE TABLE IF NOT EXISTS known_roles (
             arn TEXT PRIMARY KEY, account TEXT NOT NULL, name TEXT NOT NULL, path TEXT, in_scope INTEGER,
             excluded_reason TEXT, warnings TEXT, policy_hash TEXT, created TEXT, last_used TEXT,
-            refreshed_at TEXT, privilege TEXT
+            refreshed_at TEXT, privilege TEXT, managed_as_code TEXT
         )"""
     )
-    add_missing_columns(db, "known_roles", {"privilege": "TEXT"})
+    add_missing_columns(db, "known_roles", {"privilege": "TEXT", "managed_as_code": "TEXT"})
