@@ -1,5 +1,7 @@
 """``tighten generate --cloudtrail PATH_OR_S3_URL --principal ARN [--since DATE] [--until DATE]
-[--allowlist FILE] [--db FILE]``: print the least-privilege policy JSON (a list when split) to stdout.
+[--allowlist FILE] [--db FILE] [--format json|terraform|cloudformation]``: print the least-privilege policy JSON
+(a list when split) to stdout, or the same documents as Terraform or CloudFormation for a role
+(``bot.policy.iac``).
 
 Without ``--db`` the logs are ingested into a temporary in-memory index; with ``--db`` the index is updated
 incrementally (and ``--cloudtrail`` may be omitted to use it as is). Unknown principal or no usage in the
@@ -17,6 +19,7 @@ from rich.console import Console
 from bot.commands.ingest import add_source_arguments, ingest_with_progress
 from bot.policy.allowlist import AllowlistError, load_allowlist
 from bot.policy.generate import GenerateOptions, generate_policy
+from bot.policy.iac import FORMATS, RoleTarget, render
 from bot.store.db import open_db
 from bot.store.usage import UsageIndex
 
@@ -38,6 +41,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         metavar="N", help="more than N ARNs under one prefix become prefix/* (0: never)")
     parser.add_argument("--exclude-invoked-by", action="store_true",
                         help="ignore calls AWS services made on the principal's behalf")
+    parser.add_argument("--format", choices=FORMATS, default="json",
+                        help="json (default), or terraform / cloudformation: the policy as code for a role "
+                             "(aws_iam_policy_document + policy resources, or AWS::IAM::ManagedPolicy YAML)")
+    parser.add_argument("--policy-prefix", default="tighten-", metavar="PREFIX",
+                        help="name prefix of the policies in terraform/cloudformation output (default tighten-)")
     parser.set_defaults(func=run)
     return parser
 
@@ -84,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
     if arn is None:
         print(f"tighten generate: {problem}", file=sys.stderr)
         return EXIT_NO_POLICY
+    if args.format != "json" and ":role/" not in arn:
+        print(f"tighten generate: --format {args.format} writes role policies; {arn} is not a role (use --format "
+              "json)", file=sys.stderr)
+        return EXIT_NO_POLICY
     since = args.since.isoformat() if args.since else None
     until = args.until.isoformat() if args.until else None
     rows = index.usage(arn, since=since, until=until, include_invoked_by=not args.exclude_invoked_by)
@@ -100,7 +112,13 @@ def run(args: argparse.Namespace) -> int:
         for note in policy.notes:
             print(f"  note: {note}", file=sys.stderr)
         return EXIT_NO_POLICY
-    print(policy.to_json())
+    if args.format == "json":
+        print(policy.to_json())
+    else:
+        print(render(policy.documents, args.format, RoleTarget(role_name=arn.rsplit("/", 1)[-1],
+                                                                account=arn.split(":")[4],
+                                                                policy_name_prefix=args.policy_prefix)),
+              end="")
     print(f"{arn}: {len(policy.actions)} actions, {len(policy.documents)} document(s)", file=sys.stderr)
     for note in policy.notes:
         print(f"  note: {note}", file=sys.stderr)
