@@ -3,15 +3,16 @@
 
 Two policy sets are judged the same when both of these hold:
 
-1. **Unconditional part**: the statements without a Condition, expanded through the catalog
+1. **Unconditional Allows**: the ``Allow`` statements without a Condition, expanded through the catalog
    (:func:`bot.policy.expand.effective_permissions`), give the same grant for every action: the same resource
-   patterns, the same carved-out resources (``NotResource``, resource-scoped Denies), and the same action
-   patterns unknown to the catalog. Comparing the expansions both ways (every grant of one is a grant of the
-   other) is what makes the order of statements, their grouping into documents, Sids and the split into
-   several documents irrelevant.
-2. **Conditional part**: for every catalog action, the statements with a Condition that match it carry the same
-   (effect, resources or ``NotResource``, Condition) triples. Conditions are compared as sets of values per
-   operator and key (IAM ORs the values of one key), keys case-insensitively (IAM's condition keys are).
+   patterns, the same carved-out resources (``NotResource``), and the same action patterns unknown to the
+   catalog. Comparing the expansions both ways (every grant of one is a grant of the other) is what makes the
+   order of statements, their grouping into documents, Sids and the split into several documents irrelevant.
+2. **Denies and conditional Allows**: for every catalog action, the ``Deny`` statements and the ``Allow``
+   statements with a Condition that match it carry the same (effect, resources or ``NotResource``, Condition)
+   triples. Conditions are compared as sets of values per operator and key (IAM ORs the values of one key),
+   keys case-insensitively (IAM's condition keys are). A Deny counts even where nothing is allowed: an explicit
+   deny also overrides what a resource-based policy of the same account would grant.
 
 Sound in one direction only, by design: "same" is said only when the two sets decide every request alike;
 policies that are equivalent through a different wording of a pattern or a condition are reported as
@@ -44,8 +45,9 @@ def _statements(policies: Sequence[Policy]) -> list[str]:
                   for p in policies for st in p.statements)
 
 
-def _unconditional(policies: Sequence[Policy]) -> list[Policy]:
-    return [replace(p, statements=tuple(st for st in p.statements if st.conditions is None)) for p in policies]
+def _unconditional_allows(policies: Sequence[Policy]) -> list[Policy]:
+    return [replace(p, statements=tuple(st for st in p.statements if st.conditions is None and st.is_allow))
+            for p in policies]
 
 
 def _condition_key(st: Statement) -> ConditionKey:
@@ -56,11 +58,12 @@ def _condition_key(st: Statement) -> ConditionKey:
     return tuple(sorted(blocks))
 
 
-def _conditional(policies: Sequence[Policy]) -> dict[str, frozenset[tuple[object, ...]]]:
+def _structural(policies: Sequence[Policy]) -> dict[str, frozenset[tuple[object, ...]]]:
+    """Action -> the (effect, resource side, Condition) of every Deny and every conditional Allow matching it."""
     out: dict[str, set[tuple[object, ...]]] = {}
     for policy in policies:
         for st in policy.statements:
-            if st.conditions is None:
+            if st.conditions is None and st.is_allow:
                 continue
             side = (("Resource", tuple(sorted(set(st.resources)))) if st.resources is not None
                     else ("NotResource", tuple(sorted(set(st.not_resources or ())))))
@@ -93,12 +96,12 @@ def same_permissions(a: Sequence[Policy], b: Sequence[Policy], *, a_name: str = 
     """Whether ``a`` and ``b`` grant the same permissions (see the module docstring)."""
     if _statements(a) == _statements(b):  # the same statements, however grouped: no expansion needed
         return Comparison(True)
-    difference = _compare_grants(effective_permissions(_unconditional(a)), effective_permissions(_unconditional(b)),
-                                 a_name, b_name)
+    difference = _compare_grants(effective_permissions(_unconditional_allows(a)),
+                                 effective_permissions(_unconditional_allows(b)), a_name, b_name)
     if difference:
         return Comparison(False, difference)
-    ca, cb = _conditional(a), _conditional(b)
+    ca, cb = _structural(a), _structural(b)
     for action in sorted(set(ca) | set(cb)):
         if ca.get(action, frozenset()) != cb.get(action, frozenset()):
-            return Comparison(False, f"{action}: the statements with a Condition differ")
+            return Comparison(False, f"{action}: the Denies or the Allows with a Condition differ")
     return Comparison(True)
