@@ -132,6 +132,21 @@ CASES: list[tuple[str, Any, str, str]] = [
     ("store path cannot be created", _with(store={"path": "/proc/nope/tighten.db"}), "store.path",
      "cannot be created"),
     ("allowlist file missing", _with(allowlist="no-such-allowlist.yaml"), "allowlist", "does not exist"),
+    ("direct apply as string", _with(iac={"direct_apply": "no"}), "iac.direct_apply", "expected a boolean"),
+    ("iac rule without tool", _with(iac={"rules": [{"tag": "ManagedBy=terraform"}]}), "iac.rules[0].tool",
+     "missing required key"),
+    ("iac rule unknown tool", _with(iac={"rules": [{"tool": "pulumi", "name": "x"}]}), "iac.rules[0].tool",
+     "terraform, cloudformation"),
+    ("iac rule without matcher", _with(iac={"rules": [{"tool": "terraform"}]}), "iac.rules[0]",
+     "at least one of tag, name, path"),
+    ("iac rule empty tag key", _with(iac={"rules": [{"tool": "terraform", "tag": "=terraform"}]}),
+     "iac.rules[0].tag", "key=value"),
+    ("iac rule relative path", _with(iac={"rules": [{"tool": "terraform", "path": "terraform/*"}]}),
+     "iac.rules[0].path", "starting with '/'"),
+    ("iac rules not a list", _with(iac={"rules": {"tool": "terraform"}}), "iac.rules", "expected a list"),
+    ("account iac unknown key", _with(accounts__0__iac={"direct": True}), "accounts[0].iac.direct", "unknown key"),
+    ("account iac rule typo", _with(accounts__0__iac={"rules": [{"tool": "terraform", "nmae": "x"}]}),
+     "accounts[0].iac.rules[0].nmae", "unknown key"),
 ]
 
 
