@@ -39,6 +39,11 @@ def test_demo_runs_the_whole_loop(tmp_path: Path, moto_endpoint: str) -> None:
     assert "Waiting for review:* 2" in digest_text and "Rolled back in the period:* 1" in digest_text
     png = (tmp_path / "digest" / "daily-chart.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and png[12:16] == b"IHDR"
+    # the CloudFormation-managed role: its snippet went to the thread, was deployed, the proposal closed
+    from bot.demo.seed import CFN_ROLE
+
+    assert "AWS::IAM::RolePolicy" in (tmp_path / f"{CFN_ROLE}.yaml").read_text()
+    assert "closed as applied via code" in text and proposals[CFN_ROLE].state == "applied_via_code"
 
 
 def test_demo_restores_the_environment_and_fails_loudly(tmp_path: Path, moto_endpoint: str,

@@ -35,13 +35,22 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.demo.render import print_message
-from bot.demo.seed import ACCOUNT, BREAK_GLASS, SERVICE_LINKED, SeedResult, seed_account
+from bot.demo.seed import (
+    ACCOUNT,
+    BREAK_GLASS,
+    CFN_LOGICAL_ID,
+    CFN_ROLE,
+    CFN_STACK,
+    SERVICE_LINKED,
+    SeedResult,
+    seed_account,
+)
 from bot.util.clock import utcnow
 
 #: The role whose proposal the demo approves, applies and rolls back (AdministratorAccess today).
 DEMO_ROLE = "ci-deployer"
 #: Roles the seed creates that must end up with a proposal.
-EXPECTED_PROPOSALS = ("ci-deployer", "data-analyst", "reporting-job", "orders-api-exec")
+EXPECTED_PROPOSALS = ("ci-deployer", "data-analyst", "reporting-job", "orders-api-exec", CFN_ROLE)
 #: The demo allowlist: the Lambda's log writes are not in this trail's logs, so without this entry the proposal
 #: for its execution role would drop them. Shows how the allowlist covers what CloudTrail does not show.
 ALLOWLIST = {"entries": [{
@@ -109,6 +118,7 @@ class DemoState:
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)  # role name -> posted message
     before: Any = None  # RoleSnapshot of DEMO_ROLE before apply
     change_id: str | None = None
+    cfn_template: Any = None  # the CloudFormation template uploaded for CFN_ROLE
     cleanups: list[Callable[[], None]] = field(default_factory=list)
 
 
@@ -131,6 +141,10 @@ class Demo:
             ("Roll back with a signed click on the Rollback button", self.rollback),
             (f"A click on Approve by someone who is not an approver ({REFUSED_ROLE})", self.refused_click),
             (f"Reject {REJECTED_ROLE}'s proposal with a reason (the Reject form)", self.reject),
+            (f"Open the proposal of {CFN_ROLE} (CloudFormation stack {CFN_STACK}) as CloudFormation",
+             self.open_as_cloudformation),
+            ("Deploy the snippet as the stack update would; the next inventory closes the proposal",
+             self.deploy_as_code),
             ("The scheduled daily digest (Block Kit JSON and chart saved)", self.digest),
         ]
 
@@ -352,6 +366,8 @@ class Demo:
         status = self._click(button, p.channel, p.message_ts, self.s.messages[DEMO_ROLE])
         check(status == 200, f"the Bolt app answered {status} to the signed Approve click")
         self._wait(lambda: self._proposal(DEMO_ROLE).state != "pending", "the proposal to leave 'pending'")
+        # the listener marks the proposal approved, then queues the apply: wait for both
+        self._wait(lambda: bool(self.s.job_ctx.queue.items(kind="apply")), "the apply to be queued")
         p = self._proposal(DEMO_ROLE)
         check(p.state in ("approved", "applying", "applied"), f"after Approve the proposal is {p.state}")
         check(p.decided_by == self.s.approver, f"decided by {p.decided_by}, expected {self.s.approver}")
@@ -495,7 +511,83 @@ class Demo:
         self.say(f"[dim]Block Kit JSON: {out / 'daily.json'}; chart ({width}x{height} PNG, uploaded in the "
                  f"digest's thread): {out / 'daily-chart.png'}[/]")
 
+    def open_as_cloudformation(self) -> None:
+        from bot.slack.ids import ActionId
+
+        self._start_bolt()
+        p = self._proposal(CFN_ROLE)
+        check(bool(p.managed_as_code) and p.managed_as_code.get("stack") == CFN_STACK,
+              f"{CFN_ROLE} was not recognised as managed by stack {CFN_STACK}: {p.managed_as_code}")
+        message = self.s.messages[CFN_ROLE]
+        check(_find_button(message, ActionId.APPROVE) is None,
+              f"{CFN_ROLE} is managed as code, yet its review message has an Approve button")
+        check("Managed as code" in json.dumps(message["blocks"]), "the review message does not say it is managed "
+              "as code")
+        button = _find_button(message, ActionId.OPEN_CLOUDFORMATION)
+        check(button is not None, "no Open as CloudFormation button")
+        status = self._click(button, p.channel, p.message_ts, message)
+        check(status == 200, f"the Bolt app answered {status} to the signed Open as CloudFormation click")
+        self._wait(lambda: any(e["action"] == "proposal.open_as_code" for e in self.s.job_ctx.audit.entries(p.id)),
+                   "the CloudFormation file in the review thread")
+        name, content = self._uploaded_snippet(p, "CloudFormation")
+        template = yaml.load(content, Loader=_CloudFormationLoader)  # noqa: S506 - a SafeLoader subclass
+        resources = list(template["Resources"].values())
+        check([r["Type"] for r in resources] == ["AWS::IAM::RolePolicy"] * len(p.documents),
+              f"expected one AWS::IAM::RolePolicy per proposed document, got {[r['Type'] for r in resources]}")
+        check([_normalized(r["Properties"]["PolicyDocument"]) for r in resources]
+              == [_normalized(d) for d in p.documents], "the template's documents differ from the proposal's")
+        check(all(r["Properties"]["RoleName"] == {"Ref": CFN_LOGICAL_ID} for r in resources),
+              f"the template does not refer to the role as !Ref {CFN_LOGICAL_ID}")
+        self.s.cfn_template = template
+        (self.opts.out_dir / f"{CFN_ROLE}.yaml").write_text(content)
+        self.console.print(Panel(Syntax(content, "yaml", theme="ansi_dark", word_wrap=True),
+                                 title=f"thread file: {name}", title_align="left", border_style="magenta"))
+        self.say(f"{name} uploaded in the review thread: {len(resources)} AWS::IAM::RolePolicy with the proposed "
+                 f"document(s), the role as !Ref {CFN_LOGICAL_ID} (saved to {self.opts.out_dir / (CFN_ROLE + '.yaml')})")
+
+    def deploy_as_code(self) -> None:
+        from bot.jobs.planner import plan_scans
+
+        iam = self._client("iam")
+        for name in iam.list_role_policies(RoleName=CFN_ROLE)["PolicyNames"]:
+            iam.delete_role_policy(RoleName=CFN_ROLE, PolicyName=name)
+        for resource in self.s.cfn_template["Resources"].values():
+            props = resource["Properties"]
+            iam.put_role_policy(RoleName=CFN_ROLE, PolicyName=props["PolicyName"],
+                                PolicyDocument=json.dumps(props["PolicyDocument"]))
+        self.say(f"stack {CFN_STACK} updated: {CFN_ROLE} now holds the template's inline policies")
+        plan_scans(self.s.job_ctx)
+        p = self._proposal(CFN_ROLE)
+        check(p.state == "applied_via_code", f"after the inventory the proposal is {p.state}, expected applied_via_code")
+        reply = next((m for m in reversed(self.s.client.thread(p.channel, p.message_ts))
+                      if "Applied via code" in json.dumps(m.get("blocks"))), None)
+        check(reply is not None, "no 'Applied via code' message in the proposal's thread")
+        print_message(self.console, reply, "thread: applied via code")
+        updated = self._message(p.channel, p.message_ts)
+        check(_find_button(updated, "tighten.proposal.open_cloudformation") is None,
+              "the review message still offers its buttons")
+        self.say(f"{p.id} closed as applied via code: the role holds the same effective permissions as the proposal")
+
     # -- helpers -----------------------------------------------------------------------------------------
+    def _uploaded_snippet(self, p: Any, tool: str) -> tuple[str, str]:
+        """(title, content) of the newest ``tool`` file uploaded in the proposal's thread. Bolt's listeners post
+        with their own WebClient, so the file is read where it went: the local fake's uploads; in a real
+        workspace it is in the thread, and the demo shows the same snippet rendered here."""
+        from bot.slack.iac_blocks import snippet
+
+        if self.s.fake_slack is None:
+            upload = snippet(p, tool.lower(), self.s.config.managed_policy_prefix)
+            return upload["title"], upload["content"]
+        for call in reversed(self.s.fake_slack.calls_to("files.completeUploadExternal", ok_only=True)):
+            files = call.params.get("files")
+            files = json.loads(files) if isinstance(files, str) else files or []
+            if call.params.get("thread_ts") != p.message_ts:
+                continue
+            for f in files:
+                if str(f.get("title", "")).startswith(tool):
+                    return str(f["title"]), self.s.fake_slack.uploads[f["id"]].decode()
+        raise StepFailed(f"no {tool} file was uploaded in the thread of {p.id}")
+
     def _isolate_aws_environment(self) -> None:
         """Fake credentials and no profile for the demo's duration, so nothing can reach a real AWS account
         even if a user's credentials are in the environment; restored afterwards."""
@@ -660,6 +752,30 @@ def _as_list(value: Any) -> list[Any]:
 
 def _find_button(message: dict[str, Any], action_id: str) -> dict[str, Any] | None:
     return next((b for b in _buttons(message) if b.get("action_id") == action_id), None)
+
+
+class _CloudFormationLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short-form tags (``!Ref x`` -> ``{"Ref": "x"}``, ``!Sub`` -> ``Fn::Sub``...)."""
+
+
+def _cloudformation_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}": value}
+
+
+_CloudFormationLoader.add_multi_constructor("!", _cloudformation_tag)
+
+
+def _normalized(document: dict[str, Any]) -> dict[str, Any]:
+    """A policy document as the policy model reads it (one value or a list, bools as strings: same meaning)."""
+    from bot.policy.model import parse_policy, policy_to_document
+
+    return policy_to_document(parse_policy(document))
 
 
 def _comparable(snap: Any) -> dict[str, Any]:

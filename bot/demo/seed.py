@@ -11,6 +11,9 @@ Roles (in account 123456789012, moto's default):
 * ``orders-api-exec`` — the Lambda execution role ``ci-deployer`` passes (AWSLambdaBasicExecutionRole).
 * the ECS service-linked role (``AWSServiceRoleForECS``) — (never in scope); calls made by ECS on its behalf.
 * ``BreakGlassAdmin`` — AdministratorAccess, protected by config (never in scope).
+* ``orders-api-OrdersWorkerRole-7XQ2M9K4`` — created by the CloudFormation stack ``orders-api`` (it carries the
+  stack's ``aws:cloudformation:*`` tags, so it is managed as code); inline ``s3:*``, ``dynamodb:*``, ``sqs:*`` on
+  ``*``; a worker writing orders to DynamoDB and reading incoming files from the data lake.
 
 Logs: ``days`` days of CloudTrail in the organization-trail layout
 ``AWSLogs/<org-id>/<account>/CloudTrail/<region>/YYYY/MM/DD/<account>_CloudTrail_<region>_<ts>_<id>.json.gz``,
@@ -46,6 +49,13 @@ _LAMBDA_TRUST = {"Version": "2012-10-17", "Statement": [
 _ACCOUNT_TRUST = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}]}
 
+#: The stack that created ``CFN_ROLE`` (``ci-deployer`` created it), and the role's logical ID in it.
+CFN_STACK = "orders-api"
+CFN_LOGICAL_ID = "OrdersWorkerRole"
+CFN_ROLE = f"{CFN_STACK}-{CFN_LOGICAL_ID}-7XQ2M9K4"
+WORKER_INLINE = {"Version": "2012-10-17", "Statement": [
+    {"Sid": "WorkerData", "Effect": "Allow", "Action": ["s3:*", "dynamodb:*", "sqs:*"], "Resource": "*"}]}
+
 #: The over-broad inline policy of ``reporting-job``.
 REPORTING_INLINE = {"Version": "2012-10-17", "Statement": [
     {"Sid": "EverythingData", "Effect": "Allow", "Action": ["s3:*", "dynamodb:*", "athena:*"], "Resource": "*"}]}
@@ -69,6 +79,11 @@ DEMO_ROLES: tuple[DemoRole, ...] = (
              ("service-role/AWSLambdaBasicExecutionRole",)),
     DemoRole(BREAK_GLASS, "Emergency access; protected", _ACCOUNT_TRUST, ("AdministratorAccess",),
              tags={"purpose": "break-glass"}),
+    DemoRole(CFN_ROLE, "Orders worker (CloudFormation stack orders-api)", _LAMBDA_TRUST,
+             inline={"orders-worker-access": WORKER_INLINE},
+             tags={"aws:cloudformation:stack-name": CFN_STACK, "aws:cloudformation:logical-id": CFN_LOGICAL_ID,
+                   "aws:cloudformation:stack-id": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{CFN_STACK}/"
+                                                  "5c3a1f40-0000-11ef-9c1e-0a1b2c3d4e5f"}),
 )
 
 
@@ -243,6 +258,12 @@ def generate_records(role_ids: dict[str, str], role_arns: dict[str, str], *, now
         out.append(f.s3_object(rj, t, "PutObject", REPORTS_BUCKET, f"daily/{stamp}.csv"))
         if day % 7 == 0:
             out.append(f.s3_object(rj, t, "GetObject", REPORTS_BUCKET, "templates/weekly.xlsx"))
+
+        # the orders worker (CloudFormation stack orders-api): writes orders, reads incoming files
+        ow = session(CFN_ROLE, "orders-worker")
+        t = at(day, 5)
+        out.append(f.dynamodb_item(ow, t, "PutItem", "orders"))
+        out.append(f.s3_object(ow, t, "GetObject", DATALAKE_BUCKET, f"incoming/orders-{day:03d}.json"))
 
         # orders-api-exec: the Lambda writes its logs
         ex = session("orders-api-exec", fn)
