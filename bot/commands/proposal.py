@@ -40,7 +40,7 @@ def run_show(args: argparse.Namespace) -> int:
     if args.db != ":memory:" and not Path(args.db).is_file():
         print(f"tighten proposal show: no store at {args.db} (give --db)", file=sys.stderr)
         return EXIT_NOT_FOUND
-    proposal = ProposalStore(open_db(args.db)).get(args.proposal_id)
+    proposal = ProposalStore(open_db(args.db, create=False)).get(args.proposal_id)
     if proposal is None:
         print(f"tighten proposal show: no proposal {args.proposal_id!r} in {args.db}", file=sys.stderr)
         return EXIT_NOT_FOUND
