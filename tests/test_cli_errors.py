@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.slack.fake_api import FakeSlackApi
+from bot.demo.fake_slack import FakeSlackApi
 
 REPO = Path(__file__).resolve().parent.parent
 

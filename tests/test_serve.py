@@ -19,7 +19,7 @@ import yaml
 
 from bot.commands import serve
 from bot.config import load_config
-from bot.slack.fake_api import FakeSlackApi
+from bot.demo.fake_slack import FakeSlackApi
 from bot.store.db import open_db
 from bot.store.queue import WorkQueue
 from bot.util.clock import iso, utcnow

@@ -263,7 +263,7 @@ class Demo:
             self.s.signing_secret = saved["SLACK_SIGNING_SECRET"]
             self.s.client = RecordingClient(saved["SLACK_BOT_TOKEN"])
         else:
-            from bot.slack.fake_api import FakeSlackApi
+            from bot.demo.fake_slack import FakeSlackApi
 
             self.s.fake_slack = FakeSlackApi().start()
             self.s.cleanups.append(self.s.fake_slack.stop)

@@ -1,8 +1,8 @@
-"""Running the Slack app from a config file and the environment.
+"""Running the Slack app alone from a config file and the environment (``tighten serve`` adds the scheduler).
 
 Secrets come only from the environment and are never logged: ``SLACK_BOT_TOKEN`` (xoxb-), ``SLACK_APP_TOKEN``
 (xapp-, Socket Mode) and ``SLACK_SIGNING_SECRET`` (HTTP mode). ``SLACK_API_URL`` points the Web API client
-elsewhere (the demo's FakeSlackApi).
+elsewhere (a proxy, or the demo's local stand-in for Slack).
 """
 
 from __future__ import annotations

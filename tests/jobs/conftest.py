@@ -14,8 +14,8 @@ import boto3
 import pytest
 
 from bot.config import Account, Approvers, Config, Digest
+from bot.demo.fake_slack import FakeSlackApi
 from bot.jobs.context import JobContext
-from bot.slack.fake_api import FakeSlackApi
 from bot.store.usage import ObjectUsage
 from bot.util.clock import FakeClock, iso
 

@@ -6,11 +6,11 @@ import json
 from datetime import timedelta
 from typing import Any
 
+from bot.demo.fake_slack import FakeSlackApi
 from bot.jobs.digest import build_digest, removed_chart_png, render_digest, send_digest
 from bot.jobs.scan import run_scan
 from bot.jobs.watch import watch_applied_changes
 from bot.jobs.worker import Worker, expire_proposals
-from bot.slack.fake_api import FakeSlackApi
 from bot.store import changes as cs
 from bot.store import proposals as ps
 from bot.store import scans as sc

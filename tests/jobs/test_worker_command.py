@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from bot.commands import worker as worker_command
+from bot.demo.fake_slack import FakeSlackApi
 from bot.jobs.scan import run_scan
 from bot.jobs.worker import Worker
-from bot.slack.fake_api import FakeSlackApi
 from bot.store.queue import DONE
 from tests.jobs.conftest import ACCOUNT, APPROVER, CHANNEL, Env, attach_notifier, policy
 

@@ -15,9 +15,9 @@ from urllib.parse import urlencode
 import pytest
 
 from bot.config import Account, Approvers, Config
+from bot.demo.fake_slack import FakeSlackApi
 from bot.slack.app import BoltHttpServer, build_app, make_client, start_http
 from bot.slack.context import AppContext
-from bot.slack.fake_api import FakeSlackApi
 from bot.slack.signing import signed_request
 from bot.store.proposals import Proposal
 from bot.store.roles import KnownRole

@@ -4,7 +4,7 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.slack.fake_api import FakeSlackApi
+from bot.demo.fake_slack import FakeSlackApi
 
 
 def test_records_calls_threads_uploads_and_faults() -> None:

@@ -1,4 +1,7 @@
-"""A local stand-in for the Slack Web API, for tests and the demo (never used in production).
+"""The demo's local stand-in for Slack: a fake Slack Web API on 127.0.0.1 (also the tests' Slack fake).
+
+``tighten demo`` talks to it when no real Slack workspace is given; the tests use it the same way. It is never
+used by ``tighten serve``.
 
 ``FakeSlackApi`` is a threaded HTTP server on 127.0.0.1 (random port) that answers the Web API methods the
 bot uses, records every call (method, parsed parameters) for assertions, and can inject faults (the next N
