@@ -21,6 +21,7 @@ ACCOUNT_ID = re.compile(r"^\d{12}$")
 SLACK_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{6,}$")
 SLACK_USER = re.compile(r"^[UW][A-Z0-9]{6,}$")
 SLACK_GROUP = re.compile(r"^S[A-Z0-9]{6,}$")
+HOSTNAME = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$")
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -122,6 +123,8 @@ class Config:
     default_approvers: Approvers = Approvers()
     review_channel: str | None = None
     slack_mode: str = "socket"  # "socket" | "http"
+    http_host: str = "127.0.0.1"  # HTTP mode: address to listen on (behind a TLS proxy)
+    http_port: int = 3000
     digests: tuple[Digest, ...] = ()
     schedules: Schedules = field(default_factory=Schedules)
     backend: str = "local"  # "local" | "access-analyzer"
@@ -388,7 +391,14 @@ def parse_config(raw: Any, file: str = "<config>") -> Config:
     approval = r.section(raw, "approval", "")
     r.unknown_keys(approval, {"allow_self_approval", "approvers"}, "approval")
     slack = r.section(raw, "slack", "")
-    r.unknown_keys(slack, {"mode", "review_channel", "digests"}, "slack")
+    r.unknown_keys(slack, {"mode", "review_channel", "digests", "http"}, "slack")
+    http = r.section(slack, "http", "slack")
+    r.unknown_keys(http, {"host", "port"}, "slack.http")
+    http_host = r.get(http, "host", "slack.http", str, "127.0.0.1")
+    if not _listen_address(http_host):
+        r.problem("slack.http.host", f"expected an IP address or a host name to listen on, got {http_host!r}")
+        http_host = "127.0.0.1"
+    http_port = r.int_range(http, "port", "slack.http", 3000, 1, 65535)
     digests: list[Digest] = []
     for i, item in enumerate(r.get(slack, "digests", "slack", list, [])):
         p = f"slack.digests[{i}]"
@@ -459,6 +469,8 @@ def parse_config(raw: Any, file: str = "<config>") -> Config:
         review_channel=r.pattern(slack, "review_channel", "slack", SLACK_CHANNEL,
                                  "a Slack channel ID like C012ABCDEF"),
         slack_mode=r.choice(slack, "mode", "slack", ("socket", "http"), "socket"),
+        http_host=http_host,
+        http_port=http_port,
         digests=tuple(digests),
         schedules=schedules,
         backend=engine,
@@ -499,6 +511,17 @@ def _lookback_days(r: _Reader, trail: dict[str, Any], engine: str) -> int:
                            "IAM Access Analyzer generates policies from at most 90 days of CloudTrail")
     return r.int_range(trail, "lookback_days", "cloudtrail", 90, 1, checks.MAX_LOOKBACK_DAYS,
                        "a longer window keeps permissions unused for more than a year; see config/README.md")
+
+
+def _listen_address(host: str) -> bool:
+    """An IP address (v4 or v6) or a DNS host name."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return bool(HOSTNAME.match(host)) and len(host) <= 253
 
 
 def _timezone(r: _Reader, raw: dict[str, Any], path: str) -> str:

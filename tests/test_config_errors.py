@@ -72,6 +72,13 @@ CASES: list[tuple[str, Any, str, str]] = [
     ("unknown account key", _with(accounts__0__role="X"), "accounts[0].role", "unknown key"),
     ("bad slack mode", _with(slack={"mode": "webhook"}), "slack.mode", "socket, http"),
     ("section not a mapping", _with(slack="socket"), "slack", "expected a mapping"),
+    ("http host not an address", _with(slack={"http": {"host": "0.0.0.0:3000"}}), "slack.http.host",
+     "IP address or a host name"),
+    ("http host with a scheme", _with(slack={"http": {"host": "http://localhost"}}), "slack.http.host",
+     "IP address or a host name"),
+    ("http port out of range", _with(slack={"http": {"port": 70000}}), "slack.http.port", "1 to 65535"),
+    ("http port as string", _with(slack={"http": {"port": "3000"}}), "slack.http.port", "expected an integer"),
+    ("http unknown key", _with(slack={"http": {"bind": "0.0.0.0"}}), "slack.http.bind", "unknown key"),
     ("lookback as string", _with(cloudtrail={"lookback_days": "90"}), "cloudtrail.lookback_days",
      "expected an integer"),
     ("lookback zero", _with(cloudtrail={"lookback_days": 0}), "cloudtrail.lookback_days", "from 1 to 400"),
@@ -282,3 +289,14 @@ def example_copy(tmp_path: Path) -> Path:
 def test_check_config_command_valid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _check(example_copy(tmp_path)) == 0
     assert "OK" in capsys.readouterr().out
+
+
+def test_http_listen_address_defaults_to_loopback(tmp_path: Path) -> None:
+    from bot.config import parse_config
+
+    cfg = parse_config(MINIMAL, "x.yaml")
+    assert (cfg.http_host, cfg.http_port) == ("127.0.0.1", 3000)
+    for host in ("0.0.0.0", "::", "::1", "10.0.0.7", "tighten.internal", "localhost"):
+        raw = {**MINIMAL, "slack": {**MINIMAL.get("slack", {}), "http": {"host": host, "port": 8080}}}
+        cfg = parse_config(raw, "x.yaml")
+        assert (cfg.http_host, cfg.http_port) == (host, 8080)

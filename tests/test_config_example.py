@@ -57,7 +57,7 @@ def _accepted_keys(raw: dict[str, Any], path: list[str]) -> set[str]:
 
 
 SECTIONS = [[], ["store"], ["cloudtrail"], ["accounts[0]"], ["accounts[0]", "approvers"], ["organizations"],
-            ["scope"], ["approval"], ["approval", "approvers"], ["slack"], ["slack", "digests[0]"],
+            ["scope"], ["approval"], ["approval", "approvers"], ["slack"], ["slack", "digests[0]"], ["slack", "http"],
             ["schedules"], ["schedules", "off_hours"], ["backend"], ["backend", "access_analyzer"], ["apply"],
             ["iac"], ["iac", "rules[0]"], ["accounts[0]", "iac"], ["accounts[0]", "iac", "rules[0]"]]
 

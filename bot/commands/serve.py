@@ -3,7 +3,8 @@
 Start-up order, each checked before the next: config (every problem reported, exit 2, nothing started), Slack
 tokens from the environment (never logged), the store (items a dead process left running are re-queued and
 interrupted IAM changes finished), then the worker thread, the scheduler and finally the Slack connection
-(Socket Mode by default, or HTTP on ``--host``/``--port``).
+(Socket Mode by default, or HTTP on ``slack.http`` host and port, 127.0.0.1:3000 unless set; ``--host`` and
+``--port`` override them).
 
 SIGTERM or SIGINT -> clean shutdown, in reverse: stop taking Slack requests, stop the scheduler (no new
 triggers; running triggers finish), let the worker finish the item in hand, release anything still claimed
@@ -51,8 +52,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         help="the YAML config file (default: $TIGHTEN_CONFIG)")
     parser.add_argument("--mode", choices=("socket", "http"), default=None,
                         help="override slack.mode from the config")
-    parser.add_argument("--host", default="0.0.0.0", help="http mode: address to listen on (default 0.0.0.0)")
-    parser.add_argument("--port", type=int, default=3000, help="http mode: port (default 3000)")
+    parser.add_argument("--host", default=None,
+                        help="http mode: address to listen on (default slack.http.host, 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="http mode: port (default slack.http.port, 3000)")
     parser.add_argument("--slack-api-url", default=None, metavar="URL",
                         help="Slack Web API base URL (default Slack's; e.g. a proxy, or a local fake in tests)")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -142,7 +144,8 @@ def healthcheck(cfg: Config, max_age: int = HEARTBEAT_MAX_AGE) -> tuple[bool, st
 class Service:
     """Everything ``serve`` runs; :meth:`start` then :meth:`stop` (idempotent)."""
 
-    def __init__(self, cfg: Config, mode: str, secrets: dict[str, str], *, host: str = "0.0.0.0", port: int = 3000,
+    def __init__(self, cfg: Config, mode: str, secrets: dict[str, str], *, host: str | None = None,
+                 port: int | None = None,
                  iam_for: Any = None, s3_client: Any = None, slack_client: Any = None,
                  scheduler_factory: Any = None) -> None:
         """``scheduler_factory(job_ctx)`` defaults to ``SchedulerService``; tests may pass one with a short
@@ -150,7 +153,8 @@ class Service:
         self.cfg = cfg
         self.mode = mode
         self._secrets = secrets  # never logged, never put in repr
-        self.host, self.port = host, port
+        self.host = cfg.http_host if host is None else host
+        self.port = cfg.http_port if port is None else port
         self.iam_for = iam_for
         self.s3_client = s3_client
         self.slack_client = slack_client
@@ -161,7 +165,6 @@ class Service:
         self.jobs: Any = None  # bot.jobs.scheduler.SchedulerService: APScheduler triggers + the worker thread
         self.slack_handler: Any = None  # SocketModeHandler
         self.http_server: Any = None  # BoltHttpServer
-        self._http_serving = False
         self.job_ctx: Any = None
         self.app_ctx: Any = None
         self.recovered: dict[str, Any] = {}
@@ -193,7 +196,7 @@ class Service:
         else:
             from bot.slack.app import BoltHttpServer
 
-            self.http_server = BoltHttpServer(app, self.host, self.port)
+            self.http_server = BoltHttpServer(app, self._secrets["SLACK_SIGNING_SECRET"], self.host, self.port)
 
         # the scheduler service re-queues items a dead process left running and finishes interrupted IAM
         # changes before its worker thread takes anything
@@ -207,7 +210,6 @@ class Service:
             log.info("connected to Slack over Socket Mode")
         else:
             self.http_server.start()
-            self._http_serving = True
             log.info("listening for Slack on %s", self.http_server.url)
         self._heartbeat_thread = threading.Thread(target=self._heartbeat, name="tighten-heartbeat", daemon=True)
         self._heartbeat_thread.start()
@@ -242,10 +244,7 @@ class Service:
         if self.slack_handler is not None:
             _quietly(self.slack_handler.close, "Slack connection")
         if self.http_server is not None:
-            if self._http_serving:
-                _quietly(self.http_server.stop, "HTTP server")
-            else:  # bound but never served: shutdown() would wait forever for a loop that never ran
-                _quietly(self.http_server.server.server_close, "HTTP server")
+            _quietly(self.http_server.stop, "HTTP server")  # also when bound but never served
         if self.jobs is not None:
             finished: list[bool] = []
             _quietly(lambda: finished.append(self.jobs.shutdown(timeout)), "scheduler and worker")

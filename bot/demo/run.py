@@ -658,7 +658,7 @@ class Demo:
         from bot.slack.app import build_app, start_http
 
         app = build_app(self.s.app_ctx, signing_secret=self.s.signing_secret, client=self.s.client)
-        self.s.http = start_http(app)
+        self.s.http = start_http(app, self.s.signing_secret)
         self.s.cleanups.append(self.s.http.stop)
         self.say(f"Bolt app listening at {self.s.http.url}")
 

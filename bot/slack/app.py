@@ -1,8 +1,8 @@
 """Building and serving the Bolt app. The listeners are the same in Socket Mode and HTTP mode.
 
 - Socket Mode (default, ``serve_socket_mode``): no inbound endpoint, which suits a bot with IAM write power.
-- HTTP mode (``serve_http`` / ``start_http``): a small threaded http.server around ``BoltRequest``; Bolt's
-  ``RequestVerification`` middleware rejects unsigned, wrongly signed and stale (>5 min) requests.
+- HTTP mode (``serve_http`` / ``start_http``, in ``bot.slack.http_server``): a small asyncio front end with
+  hard limits that verifies every request's signature before Bolt sees it.
 
 Both run with ``process_before_response=False``: Bolt acks first and runs listeners on its thread pool. Listeners
 ack at once and only touch SQLite and the Slack Web API; scans/applies/rollbacks go to the work queue.
@@ -13,13 +13,11 @@ from __future__ import annotations
 import importlib
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from slack_bolt import App, BoltRequest
+from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
@@ -33,13 +31,13 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
 from bot.slack.context import CONTEXT_KEY, AppContext
+from bot.slack.http_server import EVENTS_PATH, BoltHttpServer, HttpLimits, serve_http, start_http
 
 log = logging.getLogger(__name__)
 
+__all__ = ["EVENTS_PATH", "BoltHttpServer", "HttpLimits", "build_app", "make_client", "serve_http",
+           "serve_socket_mode", "socket_mode_handler", "start_http"]
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # the default listen backlog of 5 resets bursts of concurrent clicks
 
 #: Listener modules; each exposes ``register(app)``.
 LISTENERS = (
@@ -56,7 +54,6 @@ LISTENERS = (
     "bot.slack.views.home",
 )
 
-EVENTS_PATH = "/slack/events"
 
 
 class RetryAfterHandler(RateLimitErrorRetryHandler):
@@ -139,81 +136,6 @@ def build_app(ctx: AppContext, *, token: str | None = None, signing_secret: str,
     for name in LISTENERS:
         importlib.import_module(name).register(app)
     return app
-
-
-# -- HTTP mode ----------------------------------------------------------------------------------------------
-class BoltHttpServer:
-    """Serves a Bolt app on ``POST /slack/events`` with a threaded http.server (one thread per request)."""
-
-    def __init__(self, app: App, host: str = "127.0.0.1", port: int = 0, path: str = EVENTS_PATH) -> None:
-        bolt = app
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:  # noqa: N802 (http.server API)
-                if self.path.split("?", 1)[0] != path:
-                    self._answer(404, b"not found", {})
-                    return
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length).decode("utf-8") if length else ""
-                query = self.path.split("?", 1)[1] if "?" in self.path else ""
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                response = bolt.dispatch(BoltRequest(body=body, query=query, headers=headers))
-                out = {k: v[0] for k, v in response.headers.items() if v and k.lower() != "content-length"}
-                self._answer(response.status, response.body.encode("utf-8"), out)
-
-            def do_GET(self) -> None:  # noqa: N802
-                self._answer(405, b"POST only", {})
-
-            def _answer(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                log.debug("http: " + format, *args)
-
-        self.server = _Server((host, port), Handler)
-        self.server.daemon_threads = True
-        self.path = path
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}{self.path}"
-
-    def start(self) -> BoltHttpServer:
-        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), name="tighten-http",
-                                        daemon=True)
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        self.server.serve_forever()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def start_http(app: App, host: str = "127.0.0.1", port: int = 0) -> BoltHttpServer:
-    """Serve ``app`` in a background thread; returns the server (``.url``, ``.stop()``)."""
-    return BoltHttpServer(app, host, port).start()
-
-
-def serve_http(app: App, host: str, port: int) -> None:
-    """Serve ``app`` over HTTP until interrupted (the Request URL is ``http(s)://<host>/slack/events``)."""
-    server = BoltHttpServer(app, host, port)
-    log.info("Tighten listening on %s", server.url)
-    try:
-        server.serve_forever()
-    finally:
-        server.server.server_close()
 
 
 # -- Socket Mode --------------------------------------------------------------------------------------------

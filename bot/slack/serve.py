@@ -61,7 +61,7 @@ def build_from_settings(ctx: AppContext, settings: SlackSettings) -> App:
     return build_app(ctx, signing_secret=settings.signing_secret, client=client)
 
 
-def run_slack(config: Config, *, mode: str | None = None, host: str = "127.0.0.1", port: int = 3000,
+def run_slack(config: Config, *, mode: str | None = None, host: str | None = None, port: int | None = None,
               environ: Mapping[str, str] | None = None) -> None:
     """Serve the Slack app until interrupted (raises SlackSetupError on bad settings before connecting)."""
     settings = settings_from_env(config, environ, mode)
@@ -70,4 +70,5 @@ def run_slack(config: Config, *, mode: str | None = None, host: str = "127.0.0.1
     if settings.mode == "socket":
         serve_socket_mode(app, settings.app_token or "")
     else:
-        serve_http(app, host, port)
+        serve_http(app, settings.signing_secret, config.http_host if host is None else host,
+                   config.http_port if port is None else port)

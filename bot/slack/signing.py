@@ -1,7 +1,7 @@
-"""Slack request signing (v0), for tests and the demo to send real signed requests to the Bolt app.
+"""Slack request signing (v0), for tests, benches and the demo to send real signed requests to the Bolt app.
 
-The app verifies with slack_sdk's ``SignatureVerifier`` (Bolt's ``RequestVerification`` middleware); this
-module only produces the headers Slack would send.
+The app verifies in its HTTP front end (``bot.slack.http_server``); this module only produces the headers
+Slack would send. The signature covers the raw body bytes, so bodies that are not UTF-8 can be signed too.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import time
 
 
 def signature(body: str | bytes, secret: str, timestamp: int | str) -> str:
-    raw = body.decode("utf-8") if isinstance(body, bytes) else body
-    base = f"v0:{timestamp}:{raw}".encode()
+    raw = body if isinstance(body, bytes) else body.encode("utf-8")
+    base = f"v0:{timestamp}:".encode() + raw
     return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from slack_bolt import App
 
 from bot.config import Account, Approvers, Config
 from bot.demo.fake_slack import FakeSlackApi
@@ -49,6 +50,7 @@ class Harness:
     fake: FakeSlackApi
     ctx: AppContext
     server: BoltHttpServer
+    app: App
 
     # -- sending signed requests ---------------------------------------------------------------------
     def post(self, body: str, headers: dict[str, str]) -> tuple[int, str]:
@@ -146,9 +148,9 @@ def _harness(tmp_path: Path, fake: FakeSlackApi, config: Config) -> Iterator[Har
     ctx = AppContext(db_path=str(tmp_path / "tighten.db"), config=config)
     client = make_client("xoxb-test", base_url=fake.base_url, wait_scale=0.0, backoff=0.001)
     app = build_app(ctx, signing_secret=SECRET, client=client)
-    server = start_http(app)
+    server = start_http(app, SECRET)
     try:
-        yield Harness(fake=fake, ctx=ctx, server=server)
+        yield Harness(fake=fake, ctx=ctx, server=server, app=app)
     finally:
         server.stop()
 
