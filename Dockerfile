@@ -1,7 +1,9 @@
-# Tighten: the Slack app and the scheduler in one process (`tighten serve`).
+# Tighten: the Slack app, the scheduler and the worker (`tighten serve`; the jobs run in a child process).
 #   docker build -t tighten .
 #   docker run -v tighten-data:/data -v $PWD/config:/config:ro \
 #     -e SLACK_BOT_TOKEN -e SLACK_APP_TOKEN -e AWS_REGION=us-east-1 tighten
+# HTTP mode listens on 127.0.0.1 by default; inside a container, listen on every interface and publish the port:
+#   docker run ... -p 3000:3000 -e SLACK_BOT_TOKEN -e SLACK_SIGNING_SECRET tighten --mode http --host 0.0.0.0
 # AWS credentials come from boto3's default chain (ECS task role, instance profile, or AWS_* variables).
 FROM python:3.11-slim
 

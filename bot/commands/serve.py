@@ -1,14 +1,17 @@
 """``tighten serve --config FILE``: the Slack app and the scheduler in one process.
 
 Start-up order, each checked before the next: config (every problem reported, exit 2, nothing started), Slack
-tokens from the environment (never logged), the store (items a dead process left running are re-queued and
-interrupted IAM changes finished), then the worker thread, the scheduler and finally the Slack connection
+tokens from the environment (never logged), the Slack app (``auth.test``; the HTTP port is bound), the jobs
+process (``bot.commands._serve_jobs``: the store is recovered, items a dead process left running are re-queued
+and interrupted IAM changes finished, then the scheduler and the worker run there, apart from the Slack
+process so that acks never wait for a scan) and finally the Slack connection
 (Socket Mode by default, or HTTP on ``slack.http`` host and port, 127.0.0.1:3000 unless set; ``--host`` and
 ``--port`` override them).
 
 SIGTERM or SIGINT -> clean shutdown, in reverse: stop taking Slack requests, stop the scheduler (no new
 triggers; running triggers finish), let the worker finish the item in hand, release anything still claimed
-by this process back to ``pending``, close the store. Work items are always left consistent.
+by this process back to ``pending``, close the store. Work items are always left consistent. If the jobs
+process dies, serve stops with exit status 1 (so that a supervisor restarts it).
 
 ``--healthcheck`` (the Docker HEALTHCHECK) exits 0 when a serve process wrote its heartbeat recently and the
 store answers, 1 otherwise.
@@ -145,16 +148,20 @@ class Service:
     """Everything ``serve`` runs; :meth:`start` then :meth:`stop` (idempotent)."""
 
     def __init__(self, cfg: Config, mode: str, secrets: dict[str, str], *, host: str | None = None,
-                 port: int | None = None,
+                 port: int | None = None, slack_api_url: str | None = None, jobs_process: bool = False,
                  iam_for: Any = None, s3_client: Any = None, slack_client: Any = None,
-                 scheduler_factory: Any = None) -> None:
-        """``scheduler_factory(job_ctx)`` defaults to ``SchedulerService``; tests may pass one with a short
-        idle wait."""
+                 scheduler_factory: Any = None, log_level: int = logging.INFO) -> None:
+        """With ``jobs_process`` the scheduler and the worker run in a child process (``tighten serve``);
+        otherwise in this process, on ``scheduler_factory(job_ctx)`` (default ``SchedulerService``), which lets
+        tests pass their own AWS and Slack clients and a short idle wait."""
         self.cfg = cfg
         self.mode = mode
         self._secrets = secrets  # never logged, never put in repr
         self.host = cfg.http_host if host is None else host
         self.port = cfg.http_port if port is None else port
+        self.slack_api_url = slack_api_url
+        self.jobs_process = jobs_process
+        self.log_level = log_level
         self.iam_for = iam_for
         self.s3_client = s3_client
         self.slack_client = slack_client
@@ -162,7 +169,7 @@ class Service:
         self.worker_name = f"{WORKER_NAME_PREFIX}-{socket.gethostname()}-{os.getpid()}"
         self.stop_event = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
-        self.jobs: Any = None  # bot.jobs.scheduler.SchedulerService: APScheduler triggers + the worker thread
+        self.jobs: Any = None  # SchedulerService (APScheduler triggers + the worker thread) or JobsProcess
         self.slack_handler: Any = None  # SocketModeHandler
         self.http_server: Any = None  # BoltHttpServer
         self.job_ctx: Any = None
@@ -180,12 +187,8 @@ class Service:
         from bot.slack.context import AppContext
         from bot.slack.notify import Notifier
 
-        client = self.slack_client or make_client(self._secrets["SLACK_BOT_TOKEN"])
+        client = self.slack_client or make_client(self._secrets["SLACK_BOT_TOKEN"], base_url=self.slack_api_url)
         self.app_ctx = AppContext(db_path=self.cfg.db_path, config=self.cfg)
-        self.job_ctx = JobContext(db_path=self.cfg.db_path, config=self.cfg, iam_for=self.iam_for,
-                                  notifier=Notifier(client, self.app_ctx), worker_name=self.worker_name)
-        if self.s3_client is not None:
-            self.job_ctx.s3_client = self.s3_client
         # Slack first: a bad token fails auth.test here, and the HTTP port is bound, before any work runs
         verify_slack(client)
         app = build_app(self.app_ctx, signing_secret=self._secrets.get("SLACK_SIGNING_SECRET", ""), client=client)
@@ -200,10 +203,23 @@ class Service:
 
         # the scheduler service re-queues items a dead process left running and finishes interrupted IAM
         # changes before its worker thread takes anything
-        self.jobs = (self.scheduler_factory or SchedulerService)(self.job_ctx)
+        if self.jobs_process:
+            from bot.commands._serve_jobs import JobsProcess
+
+            self.jobs = JobsProcess(self.cfg, bot_token=self._secrets["SLACK_BOT_TOKEN"],
+                                    slack_api_url=self.slack_api_url, worker_name=self.worker_name,
+                                    log_level=self.log_level)
+        else:
+            self.job_ctx = JobContext(db_path=self.cfg.db_path, config=self.cfg, iam_for=self.iam_for,
+                                      notifier=Notifier(client, self.app_ctx), worker_name=self.worker_name)
+            if self.s3_client is not None:
+                self.job_ctx.s3_client = self.s3_client
+            self.jobs = (self.scheduler_factory or SchedulerService)(self.job_ctx)
         self.jobs.start()
         self.recovered = dict(getattr(self.jobs, "recovered", {}))
-        log.info("store %s ready (recovered %s); scheduler and worker running", self.cfg.db_path, self.recovered)
+        where = f"in process {self.jobs.pid}" if self.jobs_process else "in this process"
+        log.info("store %s ready (recovered %s); scheduler and worker running %s", self.cfg.db_path,
+                 self.recovered, where)
 
         if self.slack_handler is not None:
             self.slack_handler.connect()
@@ -223,17 +239,27 @@ class Service:
                 log.warning("could not write heartbeat %s: %s", path, exc)
             self.stop_event.wait(HEARTBEAT_SECONDS)
 
-    def status(self) -> dict[str, Any]:
-        return {
-            "pid": os.getpid(),
-            "mode": self.mode,
-            "worker": bool(self.jobs is not None and self.jobs.thread is not None and self.jobs.thread.is_alive()),
-            "scheduler": bool(self.jobs is not None and self.jobs.scheduler.running),
-        }
+    def jobs_health(self) -> tuple[bool, bool]:
+        """(worker alive, scheduler running)."""
+        jobs = self.jobs
+        if jobs is None:
+            return False, False
+        if hasattr(jobs, "health"):
+            return jobs.health()
+        return bool(jobs.thread is not None and jobs.thread.is_alive()), bool(jobs.scheduler.running)
 
-    def wait(self) -> None:
+    def status(self) -> dict[str, Any]:
+        worker, scheduler = self.jobs_health()
+        return {"pid": os.getpid(), "mode": self.mode, "worker": worker, "scheduler": scheduler}
+
+    def wait(self) -> bool:
+        """Until stopped (True), or until the jobs process died (False)."""
         while not self.stop_event.wait(1.0):
-            pass
+            if self.jobs_process and self.jobs is not None and not self.jobs.alive():
+                log.error("the jobs process (pid %s) exited with status %s: stopping", self.jobs.pid,
+                          self.jobs.process.exitcode)
+                return False
+        return True
 
     def stop(self, timeout: float = 60.0) -> None:
         """Clean shutdown; safe to call twice and after a failed start."""
@@ -250,10 +276,11 @@ class Service:
             _quietly(lambda: finished.append(self.jobs.shutdown(timeout)), "scheduler and worker")
             if finished and not finished[0]:
                 log.warning("worker still busy after %.0f s; its item is released for the next start", timeout)
-        if self.job_ctx is not None:
+        if self.jobs is not None:
             released = self._release()
             if released:
                 log.info("released %d work item(s) back to pending", released)
+        if self.job_ctx is not None:
             _quietly(self.job_ctx.close, "store")
         if self._heartbeat_thread is not None:
             self._heartbeat_thread.join(5)
@@ -331,13 +358,8 @@ def run(args: argparse.Namespace) -> int:
 
     ensure_store_directory(cfg.db_path)
 
-    client = None
-    if args.slack_api_url:
-        from bot.slack.app import make_client
-
-        client = make_client(secrets["SLACK_BOT_TOKEN"], base_url=args.slack_api_url)
-    service = Service(cfg, mode, secrets, host=args.host, port=args.port, iam_for=aws_access(cfg),
-                      slack_client=client)
+    service = Service(cfg, mode, secrets, host=args.host, port=args.port, slack_api_url=args.slack_api_url,
+                      jobs_process=True, log_level=getattr(logging, args.log_level))
 
     def on_signal(signum: int, _frame: Any) -> None:
         log.info("%s received: shutting down", signal.Signals(signum).name)
@@ -349,9 +371,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         service.start()
         log.info("Tighten serving (%s mode) in %.1f s", mode, time.monotonic() - started)
-        service.wait()
+        healthy = service.wait()
     except Exception:
         service.stop()
         raise  # bot.cli reports it in one line (the traceback with --debug)
     service.stop()
-    return 0
+    return 0 if healthy else 1
