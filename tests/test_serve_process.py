@@ -23,35 +23,38 @@ import yaml
 
 from bot.demo.fake_slack import FakeSlackApi
 from bot.slack.signing import signed_request
+from tests.slack.socket_mode_server import SocketModeServer
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "xoxb-serve-process-token-never-logged"
 SECRET = "serve-process-signing-secret"
+APP_TOKEN = "xapp-1-A0TIGHTEN-1-serve-process-app-token"
 NEVER = "0 0 1 1 *"
 
 pytestmark = pytest.mark.slow
 
 
 @contextmanager
-def serving(tmp_path: Path, aws_url: str, fake: FakeSlackApi,
-            preexec: Callable[[], None] | None = None) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+def serving(tmp_path: Path, aws_url: str, fake: FakeSlackApi, preexec: Callable[[], None] | None = None,
+            mode: str = "http") -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     raw: dict[str, Any] = {
         "store": {"path": str(tmp_path / "tighten.db")},
         "accounts": [{"id": "123456789012", "channel": "C0123456789", "approvers": {"users": ["U0123456789"]}}],
-        "slack": {"mode": "http", "http": {"host": "127.0.0.1", "port": _free_port()}},
+        "slack": {"mode": mode, "http": {"host": "127.0.0.1", "port": _free_port()}},
         "schedules": {"plan": NEVER, "expire": NEVER, "watch": NEVER},
     }
     config = tmp_path / "tighten.yaml"
     config.write_text(yaml.safe_dump(raw))
-    env = {**os.environ, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "AWS_ENDPOINT_URL": aws_url,
-           "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_APP_TOKEN": APP_TOKEN,
+           "AWS_ENDPOINT_URL": aws_url, "PYTHONUNBUFFERED": "1"}
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--config", str(config),
                                  "--slack-api-url", fake.base_url], cwd=REPO, env=env, stdout=out,
                                 stderr=subprocess.STDOUT, preexec_fn=preexec)
     try:
-        _wait(lambda: "listening for Slack on" in log.read_text(), "serve to listen", proc, log)
+        ready = "listening for Slack on" if mode == "http" else "connected to Slack over Socket Mode"
+        _wait(lambda: ready in log.read_text(), "serve to take Slack requests", proc, log)
         yield proc, log
     finally:
         if proc.poll() is None:
@@ -165,3 +168,32 @@ def test_real_request_served_with_more_idle_connections_than_file_descriptors(tm
     text = log.read_text()
     assert "HTTP connection limit (" in text and "cap 128" in text
     assert "Traceback" not in text and "Too many open files" not in text
+
+
+def test_serve_in_socket_mode_takes_commands_and_clicks(tmp_path: Path, moto_endpoint: str) -> None:
+    """The default transport, as deployed: serve opens its connection with the app-level token and acks a slash
+    command and a click; SIGTERM closes it cleanly; no token appears in the log."""
+    with FakeSlackApi() as fake, SocketModeServer() as socket_mode:
+        fake.socket_mode_url = socket_mode.new_url
+        with serving(tmp_path, moto_endpoint, fake, mode="socket") as (proc, log):
+            link = socket_mode.wait_for_link(1)
+            url = fake.response_url("socket-help")
+            ack = socket_mode.request("slash_commands", {
+                "team_id": fake.team_id, "channel_id": "C0123456789", "user_id": "U0123456789",
+                "command": "/tighten", "text": "help", "response_url": url, "trigger_id": "t.1"})
+            assert set(ack) == {"envelope_id"}
+            fake.wait_for("response_url", timeout=10)
+            click = socket_mode.request("interactive", {
+                "type": "block_actions", "user": {"id": "U0123456789"}, "team": {"id": fake.team_id},
+                "api_app_id": "A0TIGHTEN", "trigger_id": "t.2", "channel": {"id": "C0123456789"},
+                "container": {"type": "message", "channel_id": "C0123456789", "message_ts": "1.1"},
+                "message": {"ts": "1.1", "type": "message"}, "response_url": fake.response_url("click"),
+                "actions": [{"type": "button", "action_id": "tighten.proposal.approve", "block_id": "b",
+                             "value": "p-does-not-exist", "action_ts": "1"}]})
+            assert click["envelope_id"]
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(60) == 0
+            socket_mode.wait_closed(link)
+    text = log.read_text()
+    assert "stopped cleanly" in text and "Traceback" not in text
+    assert TOKEN not in text and APP_TOKEN not in text and "xapp-" not in text

@@ -9,7 +9,10 @@ calls of a method answer 429 with ``Retry-After`` or a 5xx). Point a client at i
 ``WebClient(token="xoxb-test", base_url=fake.base_url)``.
 
 It also serves the pieces around the Web API that the bot talks to: the external upload URL returned by
-``files.getUploadURLExternal`` and ``response_url`` endpoints (``fake.response_url()``) used by ``respond()``.
+``files.getUploadURLExternal``, ``response_url`` endpoints (``fake.response_url()``) used by ``respond()``, and
+``apps.connections.open`` for Socket Mode: it takes only an app-level token (``xapp-``, while every other method
+takes only a bot token) and answers with the WebSocket URL that ``fake.socket_mode_url()`` returns (set it to a
+local Socket Mode server's URL factory).
 """
 
 from __future__ import annotations
@@ -70,6 +73,8 @@ class FakeSlackApi:
         self.uploads: dict[str, bytes] = {}  # file_id -> content
         self.views: dict[str, dict[str, Any]] = {}  # view id -> view
         self._faults: dict[str, _Fault] = {}
+        #: Returns a fresh WebSocket URL for ``apps.connections.open`` (None: Socket Mode is not available).
+        self.socket_mode_url: Callable[[], str] | None = None
         self._lock = threading.Condition()
         self._ts = itertools.count(1)
         self._ids = itertools.count(1)
@@ -90,6 +95,7 @@ class FakeSlackApi:
             "usergroups.users.list": self._usergroup_users,
             "conversations.info": self._conversation_info,
             "users.info": self._user_info,
+            "apps.connections.open": self._connections_open,
         }
 
     # -- life cycle ------------------------------------------------------------------------
@@ -213,6 +219,8 @@ class FakeSlackApi:
             result: dict[str, Any] = {"ok": False, "error": "not_authed"}
         elif self.valid_tokens is not None and token.removeprefix("Bearer ") not in self.valid_tokens:
             result = {"ok": False, "error": "invalid_auth"}
+        elif str(token).split()[-1].startswith("xapp-") != (method == "apps.connections.open"):
+            result = {"ok": False, "error": "not_allowed_token_type"}
         else:
             handler = self._handlers.get(method)
             result = handler(params) if handler else {"ok": False, "error": "unknown_method"}
@@ -326,6 +334,11 @@ class FakeSlackApi:
         if not channel:
             return {"ok": False, "error": "channel_not_found"}
         return {"ok": True, "channel": {"id": channel, "name": f"chan-{channel.lower()}", "is_member": True}}
+
+    def _connections_open(self, _: dict[str, Any]) -> dict[str, Any]:
+        if self.socket_mode_url is None:
+            return {"ok": False, "error": "not_allowed"}
+        return {"ok": True, "url": self.socket_mode_url()}
 
     def _user_info(self, p: dict[str, Any]) -> dict[str, Any]:
         user = p.get("user")

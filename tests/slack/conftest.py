@@ -1,4 +1,12 @@
-"""End-to-end harness: the Bolt app served over HTTP on 127.0.0.1, real signed requests, FakeSlackApi."""
+"""End-to-end harness: the Bolt app reached the two ways Slack reaches it, on 127.0.0.1, with FakeSlackApi.
+
+* ``http``: real signed HTTP requests to the app's HTTP front end;
+* ``socket``: the app connected in Socket Mode (``apps.connections.open`` on the fake Web API, then a real
+  WebSocket to ``tests/slack/socket_mode_server.py``); each request is sent as the envelope Slack would send
+  and the answer is the app's ack.
+
+``harness`` runs a test over both; ``http_harness`` is for what only HTTP mode has (signatures, limits).
+"""
 
 from __future__ import annotations
 
@@ -10,20 +18,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 from slack_bolt import App
 
 from bot.config import Account, Approvers, Config
 from bot.demo.fake_slack import FakeSlackApi
-from bot.slack.app import BoltHttpServer, build_app, make_client, start_http
+from bot.slack.app import BoltHttpServer, build_app, make_client, socket_mode_handler, start_http
 from bot.slack.context import AppContext
 from bot.slack.signing import signed_request
 from bot.store.proposals import Proposal
 from bot.store.roles import KnownRole
+from tests.slack.socket_mode_server import SocketModeServer
 
 SECRET = "test-signing-secret"
+APP_TOKEN = "xapp-1-A0TIGHTEN-1-test"
+FORM = "application/x-www-form-urlencoded"
 ACCOUNT = "111122223333"
 CHANNEL = "C0REVIEW01"
 ALICE = "U0ALICE001"  # approver by user ID
@@ -49,11 +60,32 @@ def make_config(tmp_path: Path, *, allow_self_approval: bool = False) -> Config:
 class Harness:
     fake: FakeSlackApi
     ctx: AppContext
-    server: BoltHttpServer
     app: App
+    transport: str  # "http" | "socket"
+    server: BoltHttpServer | None = None  # HTTP mode
+    socket_mode: SocketModeServer | None = None  # Socket Mode
+    handler: Any = None  # the app's SocketModeHandler
 
-    # -- sending signed requests ---------------------------------------------------------------------
+    # -- sending requests the way Slack does ---------------------------------------------------------
+    def deliver(self, body: str, content_type: str = FORM) -> tuple[int, str]:
+        """Send ``body`` (what Slack would POST in HTTP mode) over this harness's transport; returns the
+        status and the response body (Socket Mode: 200 and the ack's payload once acknowledged)."""
+        if self.socket_mode is None:
+            return self.signed(body, content_type=content_type)
+        if content_type == "application/json":
+            kind, payload = "events_api", json.loads(body)
+        else:
+            fields = dict(parse_qsl(body, keep_blank_values=True))
+            kind, payload = ("interactive", json.loads(fields["payload"])) if "payload" in fields \
+                else ("slash_commands", fields)
+        try:
+            ack = self.socket_mode.request(kind, payload)
+        except TimeoutError:
+            return 0, "no ack"
+        return 200, json.dumps(ack["payload"]) if "payload" in ack else ""
+
     def post(self, body: str, headers: dict[str, str]) -> tuple[int, str]:
+        assert self.server is not None, "HTTP mode only"
         req = urllib.request.Request(self.server.url, data=body.encode(), headers=headers, method="POST")
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
@@ -72,7 +104,7 @@ class Harness:
         url = self.fake.response_url()
         body = urlencode({"token": "x", "team_id": self.fake.team_id, "channel_id": CHANNEL, "user_id": user,
                           "command": "/tighten", "text": text, "response_url": url, "trigger_id": "t.1"})
-        status, _ = self.signed(body)
+        status, _ = self.deliver(body)
         assert status == 200
         return self.wait_response(url)
 
@@ -103,7 +135,7 @@ class Harness:
         return urlencode({"payload": json.dumps(payload)})
 
     def click(self, action_id: str, value: str, user: str = ALICE, **kw: Any) -> int:
-        status, _ = self.signed(self.action_body(action_id, value, user, **kw))
+        status, _ = self.deliver(self.action_body(action_id, value, user, **kw))
         return status
 
     def submit_view(self, callback_id: str, private_metadata: str, values: dict[str, Any],
@@ -112,12 +144,12 @@ class Harness:
                    "api_app_id": "A0TIGHTEN", "trigger_id": "t.2",
                    "view": {"id": "V0MODAL1", "type": "modal", "callback_id": callback_id,
                             "private_metadata": private_metadata, "state": {"values": values}}}
-        return self.signed(urlencode({"payload": json.dumps(payload)}))
+        return self.deliver(urlencode({"payload": json.dumps(payload)}))
 
     def event(self, event: dict[str, Any]) -> int:
         body = json.dumps({"type": "event_callback", "team_id": self.fake.team_id, "api_app_id": "A0TIGHTEN",
                            "event": event, "event_id": f"Ev{time.monotonic_ns()}", "event_time": int(time.time())})
-        status, _ = self.signed(body, content_type="application/json")
+        status, _ = self.deliver(body, content_type="application/json")
         return status
 
     # -- seeding ---------------------------------------------------------------------------------------
@@ -144,20 +176,47 @@ def fake() -> Iterator[FakeSlackApi]:
         yield api
 
 
-def _harness(tmp_path: Path, fake: FakeSlackApi, config: Config) -> Iterator[Harness]:
+def _harness(tmp_path: Path, fake: FakeSlackApi, config: Config, transport: str = "http") -> Iterator[Harness]:
     ctx = AppContext(db_path=str(tmp_path / "tighten.db"), config=config)
     client = make_client("xoxb-test", base_url=fake.base_url, wait_scale=0.0, backoff=0.001)
     app = build_app(ctx, signing_secret=SECRET, client=client)
-    server = start_http(app, SECRET)
-    try:
-        yield Harness(fake=fake, ctx=ctx, server=server, app=app)
-    finally:
-        server.stop()
+    if transport == "http":
+        server = start_http(app, SECRET)
+        try:
+            yield Harness(fake=fake, ctx=ctx, app=app, transport=transport, server=server)
+        finally:
+            server.stop()
+        return
+    with SocketModeServer() as socket_mode:
+        fake.socket_mode_url = socket_mode.new_url
+        handler = socket_mode_handler(app, APP_TOKEN)
+        handler.connect()
+        socket_mode.wait_for_link(1)
+        try:
+            yield Harness(fake=fake, ctx=ctx, app=app, transport=transport, socket_mode=socket_mode,
+                          handler=handler)
+        finally:
+            # the client's receive loop waits up to 3 s for data before it notices close(): end the connection
+            # from the server side first (with reconnecting off)
+            handler.client.auto_reconnect_enabled = False
+            socket_mode.stop()
+            handler.close()
+
+
+@pytest.fixture(params=["http", "socket"])
+def harness(request: pytest.FixtureRequest, tmp_path: Path, fake: FakeSlackApi) -> Iterator[Harness]:
+    """The app over HTTP, then over Socket Mode."""
+    yield from _harness(tmp_path, fake, make_config(tmp_path), request.param)
 
 
 @pytest.fixture()
-def harness(tmp_path: Path, fake: FakeSlackApi) -> Iterator[Harness]:
+def http_harness(tmp_path: Path, fake: FakeSlackApi) -> Iterator[Harness]:
     yield from _harness(tmp_path, fake, make_config(tmp_path))
+
+
+@pytest.fixture()
+def socket_harness(tmp_path: Path, fake: FakeSlackApi) -> Iterator[Harness]:
+    yield from _harness(tmp_path, fake, make_config(tmp_path), "socket")
 
 
 @pytest.fixture()

@@ -1,4 +1,4 @@
-"""/tighten over real signed HTTP requests; answers arrive at the (fake) response_url."""
+"""/tighten over real signed HTTP requests and over Socket Mode; answers arrive at the (fake) response_url."""
 
 from __future__ import annotations
 
@@ -23,17 +23,17 @@ def _command_body(text: str) -> str:
                       "text": text, "response_url": "http://127.0.0.1:9/never"})
 
 
-def test_unsigned_wrongly_signed_and_replayed_requests_are_rejected(harness: Harness) -> None:
-    harness.add_role()
+def test_unsigned_wrongly_signed_and_replayed_requests_are_rejected(http_harness: Harness) -> None:
+    http_harness.add_role()
     body = _command_body("scan reporting")
-    assert harness.post(body, {"Content-Type": "application/x-www-form-urlencoded"})[0] == 401
+    assert http_harness.post(body, {"Content-Type": "application/x-www-form-urlencoded"})[0] == 401
     wrong = signed_request(body, "not-the-secret")
-    assert harness.post(body, wrong)[0] == 401
+    assert http_harness.post(body, wrong)[0] == 401
     replayed = signed_request(body, SECRET, timestamp=int(time.time()) - 6 * 60)
-    assert harness.post(body, replayed)[0] == 401
+    assert http_harness.post(body, replayed)[0] == 401
     tampered = signed_request(body, SECRET)
-    assert harness.post(body.replace("reporting", "admin"), tampered)[0] == 401
-    assert harness.ctx.queue.pending() == []
+    assert http_harness.post(body.replace("reporting", "admin"), tampered)[0] == 401
+    assert http_harness.ctx.queue.pending() == []
 
 
 def test_scan_queues_once_and_answers_with_position(harness: Harness) -> None:

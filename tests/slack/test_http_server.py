@@ -68,27 +68,27 @@ def _refusals(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 
 
 @pytest.fixture()
-def quick(harness: Harness) -> Iterator[BoltHttpServer]:
+def quick(http_harness: Harness) -> Iterator[BoltHttpServer]:
     """The harness's app behind a server with short timeouts and a small connection cap."""
     limits = HttpLimits(header_timeout=0.5, body_timeout=0.5, linger=0.2, max_connections=8)
-    server = BoltHttpServer(harness.app, SECRET, limits=limits).start()
+    server = BoltHttpServer(http_harness.app, SECRET, limits=limits).start()
     try:
         yield server
     finally:
         server.stop()
 
 
-def test_signature_is_slacks_own(harness: Harness) -> None:
+def test_signature_is_slacks_own(http_harness: Harness) -> None:
     """Requests signed by slack_sdk's own SignatureVerifier are served; ours verify with it too."""
-    body = _command("help", harness.fake.response_url("sdk"))
+    body = _command("help", http_harness.fake.response_url("sdk"))
     ts = str(int(time.time()))
     sdk = SignatureVerifier(SECRET).generate_signature(timestamp=ts, body=body.decode())
     assert sdk == signed_request(body, SECRET, timestamp=int(ts))["X-Slack-Signature"]
-    raw = exchange(harness.server.url, _head("/slack/events", {
+    raw = exchange(http_harness.server.url, _head("/slack/events", {
         "Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": ts,
         "X-Slack-Signature": sdk}, len(body)) + body)
     assert status(raw) == 200 and b"Connection: close" in raw
-    assert "/tighten help" in harness.wait_response(harness.fake.response_url("sdk"))["text"]
+    assert "/tighten help" in http_harness.wait_response(http_harness.fake.response_url("sdk"))["text"]
 
 
 BAD_BODIES = {  # name: (body, content type) -- all signed; each is refused before Bolt
@@ -104,22 +104,22 @@ BAD_BODIES = {  # name: (body, content type) -- all signed; each is refused befo
 
 
 @pytest.mark.parametrize("name", list(BAD_BODIES))
-def test_malformed_bodies_get_4xx_and_one_line(harness: Harness, caplog: pytest.LogCaptureFixture,
+def test_malformed_bodies_get_4xx_and_one_line(http_harness: Harness, caplog: pytest.LogCaptureFixture,
                                                name: str) -> None:
     body, content_type, expected = BAD_BODIES[name]
     caplog.set_level(logging.INFO)
-    assert status(exchange(harness.server.url, signed(body, content_type))) == expected
+    assert status(exchange(http_harness.server.url, signed(body, content_type))) == expected
     # the same body unsigned is refused for that first
     unsigned = _head("/slack/events", {"Content-Type": content_type}, len(body)) + body
-    assert status(exchange(harness.server.url, unsigned)) == 401
+    assert status(exchange(http_harness.server.url, unsigned)) == 401
     refusals = _refusals(caplog)
     assert len(refusals) == 2 and all("\n" not in r.getMessage() for r in refusals)
     assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
-    assert harness.server.counters[f"refused.{expected}"] == 1 and harness.server.counters["refused.401"] == 1
-    assert not harness.fake.calls_to("response_url") and harness.ctx.queue.pending() == []
+    assert http_harness.server.counters[f"refused.{expected}"] == 1 and http_harness.server.counters["refused.401"] == 1
+    assert not http_harness.fake.calls_to("response_url") and http_harness.ctx.queue.pending() == []
 
 
-def test_unauthenticated_requests_get_401(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+def test_unauthenticated_requests_get_401(http_harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     body = _command("scan reporting")
     good = signed_request(body, SECRET)
@@ -134,22 +134,22 @@ def test_unauthenticated_requests_get_401(harness: Harness, caplog: pytest.LogCa
         "malformed signature": {**good, "X-Slack-Signature": "v0=zz"},
     }
     for name, headers in cases.items():
-        assert status(exchange(harness.server.url, _head("/slack/events", headers, len(body)) + body)) == 401, name
+        assert status(exchange(http_harness.server.url, _head("/slack/events", headers, len(body)) + body)) == 401, name
     assert len(_refusals(caplog)) == len(cases)
     assert "not an integer" in caplog.text and "wrong signature" in caplog.text
     assert not [r for r in caplog.records if r.exc_info]
-    assert harness.ctx.counters["slack.listener_error"] == 0
+    assert http_harness.ctx.counters["slack.listener_error"] == 0
 
 
-def test_oversized_body_is_refused_before_it_is_read(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+def test_oversized_body_is_refused_before_it_is_read(http_harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     # a billion bytes announced, three sent: answered at once, not after a timeout
-    with socket.create_connection(_address(harness.server.url), timeout=5) as sock:
+    with socket.create_connection(_address(http_harness.server.url), timeout=5) as sock:
         sock.sendall(_head("/slack/events", headers, 1_000_000_000) + b"abc")
         assert status(sock.recv(65536)) == 413
     # 64 MB announced: the 413 arrives while the client is still sending, after at most a few MB
-    with socket.create_connection(_address(harness.server.url), timeout=5) as sock:
+    with socket.create_connection(_address(http_harness.server.url), timeout=5) as sock:
         sock.sendall(_head("/slack/events", headers, 64 * 1024 * 1024))
         sent = 0
         sock.settimeout(0.05)
@@ -167,13 +167,13 @@ def test_oversized_body_is_refused_before_it_is_read(harness: Harness, caplog: p
     assert status(answer) == 413 and sent < 16 * 1024 * 1024
     # just over the cap, sent in full: still 413
     big = b"x" * (1024 * 1024 + 1)
-    assert status(exchange(harness.server.url, signed(big))) == 413
-    assert harness.server.counters["refused.413"] == 3 and "over the 1048576-byte limit" in caplog.text
+    assert status(exchange(http_harness.server.url, signed(big))) == 413
+    assert http_harness.server.counters["refused.413"] == 3 and "over the 1048576-byte limit" in caplog.text
 
 
-def test_protocol_errors(harness: Harness) -> None:
-    url = harness.server.url
-    body = _command("help", harness.fake.response_url())
+def test_protocol_errors(http_harness: Harness) -> None:
+    url = http_harness.server.url
+    body = _command("help", http_harness.fake.response_url())
     cases = {
         b"GET /slack/events HTTP/1.1\r\nHost: x\r\n\r\n": 405,
         b"POST /elsewhere HTTP/1.1\r\nContent-Length: 0\r\n\r\n": 404,
@@ -221,21 +221,21 @@ def test_slow_and_idle_connections_time_out(quick: BoltHttpServer, caplog: pytes
     assert not [r for r in caplog.records if r.exc_info]
 
 
-def test_idle_connections_cannot_keep_a_request_out(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+def test_idle_connections_cannot_keep_a_request_out(http_harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
     """More idle connections than the cap: the oldest are closed to make room, and a real request (on a new
     connection) is served long before any timeout would have freed a slot."""
     caplog.set_level(logging.INFO)
     limits = HttpLimits(header_timeout=60, max_connections=8)
-    server = BoltHttpServer(harness.app, SECRET, limits=limits).start()
+    server = BoltHttpServer(http_harness.app, SECRET, limits=limits).start()
     idle: list[socket.socket] = []
     try:
         for _ in range(40):
             idle.append(socket.create_connection(_address(server.url), timeout=5))
-        url = harness.fake.response_url("through")
+        url = http_harness.fake.response_url("through")
         with socket.create_connection(_address(server.url), timeout=5) as sock:
             sock.sendall(signed(_command("help", url)))
             assert status(sock.recv(65536)) == 200
-        assert "/tighten help" in harness.wait_response(url)["text"]
+        assert "/tighten help" in http_harness.wait_response(url)["text"]
         assert server.counters["evicted"] >= 40 - 8
         assert server.open_connections <= 8
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
@@ -259,20 +259,20 @@ def test_connection_cap_respects_the_open_files_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-def test_slash_command_mentioning_payload_is_served(harness: Harness) -> None:
+def test_slash_command_mentioning_payload_is_served(http_harness: Harness) -> None:
     """Bolt's own form parser mistakes any body containing "payload" for an interaction; ours does not."""
-    harness.add_role("payload-processor")
-    answer = harness.command("scan payload-processor")
+    http_harness.add_role("payload-processor")
+    answer = http_harness.command("scan payload-processor")
     assert "queued" in answer["text"]
-    assert harness.ctx.queue.pending("scan")[0].payload["principal_arn"].endswith(":role/payload-processor")
+    assert http_harness.ctx.queue.pending("scan")[0].payload["principal_arn"].endswith(":role/payload-processor")
 
 
-def test_concurrent_requests_share_the_bounded_pool(harness: Harness) -> None:
-    urls = [harness.fake.response_url(f"c{i}") for i in range(30)]
+def test_concurrent_requests_share_the_bounded_pool(http_harness: Harness) -> None:
+    urls = [http_harness.fake.response_url(f"c{i}") for i in range(30)]
     statuses: list[int] = []
 
     def send(url: str) -> None:
-        statuses.append(status(exchange(harness.server.url, signed(_command("help", url)))))
+        statuses.append(status(exchange(http_harness.server.url, signed(_command("help", url)))))
 
     threads = [threading.Thread(target=send, args=(u,)) for u in urls]
     for t in threads:
@@ -281,19 +281,19 @@ def test_concurrent_requests_share_the_bounded_pool(harness: Harness) -> None:
         t.join()
     assert statuses == [200] * 30
     for url in urls:
-        harness.wait_response(url)
-    assert harness.server.counters["served"] == 30
+        http_harness.wait_response(url)
+    assert http_harness.server.counters["served"] == 30
 
 
-def test_unused_server_closes_cleanly(harness: Harness) -> None:
-    server = BoltHttpServer(harness.app, SECRET)
+def test_unused_server_closes_cleanly(http_harness: Harness) -> None:
+    server = BoltHttpServer(http_harness.app, SECRET)
     port = _address(server.url)[1]
     server.stop()  # never started
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", port))  # the port is free again
 
 
-def test_app_mode_of_events_is_json(harness: Harness) -> None:
+def test_app_mode_of_events_is_json(http_harness: Harness) -> None:
     body = json.dumps({"type": "url_verification", "challenge": "abc123", "token": "x"}).encode()
-    raw = exchange(harness.server.url, signed(body, "application/json"))
+    raw = exchange(http_harness.server.url, signed(body, "application/json"))
     assert status(raw) == 200 and b"abc123" in raw

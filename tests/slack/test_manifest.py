@@ -39,12 +39,12 @@ def test_scopes_are_exactly_what_the_code_calls() -> None:
     assert scopes == needed
 
 
-def test_socket_mode_needs_an_app_level_token(harness) -> None:  # noqa: ANN001 (fixture)
+def test_socket_mode_needs_an_app_level_token(http_harness) -> None:  # noqa: ANN001 (fixture)
     from bot.slack.app import build_app, make_client
     from tests.slack.conftest import SECRET
 
-    app = build_app(harness.ctx, signing_secret=SECRET, client=make_client("xoxb-test",
-                                                                            base_url=harness.fake.base_url))
+    app = build_app(http_harness.ctx, signing_secret=SECRET, client=make_client("xoxb-test",
+                                                                            base_url=http_harness.fake.base_url))
     try:
         socket_mode_handler(app, "xoxb-wrong-kind")
     except ValueError as exc:

@@ -47,9 +47,9 @@ def _wait(condition: Any, timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-def test_review_message_and_thread_uploads(harness: Harness) -> None:
-    pid, ts = _posted(harness)
-    msg = _message(harness, ts)
+def test_review_message_and_thread_uploads(http_harness: Harness) -> None:
+    pid, ts = _posted(http_harness)
+    msg = _message(http_harness, ts)
     assert msg["blocks"][0] == {"type": "header", "text": {"type": "plain_text", "text": "Tighten: reporting",
                                                            "emoji": True}}
     text = json.dumps(msg["blocks"])
@@ -57,13 +57,13 @@ def test_review_message_and_thread_uploads(harness: Harness) -> None:
                  "```\\n- iam:*", "Actions removed"):
         assert part in text
     assert _action_ids(msg) == [ActionId.APPROVE, ActionId.REJECT, ActionId.VIEW_POLICY]
-    complete = harness.fake.calls_to("files.completeUploadExternal")[0].params
+    complete = http_harness.fake.calls_to("files.completeUploadExternal")[0].params
     assert complete["thread_ts"] == ts and complete["channel_id"] == CHANNEL
-    contents = sorted(harness.fake.uploads.values(), key=len)
+    contents = sorted(http_harness.fake.uploads.values(), key=len)
     assert json.loads(contents[-1]) == POLICY or json.loads(contents[0]) == POLICY
     # posting again refreshes the same message instead of posting twice
-    assert _notifier(harness).post_proposal(pid)
-    assert len(harness.fake.posted(CHANNEL)) == 1
+    assert _notifier(http_harness).post_proposal(pid)
+    assert len(http_harness.fake.posted(CHANNEL)) == 1
 
 
 def test_approve_by_approver_updates_message_and_queues_one_apply(harness: Harness) -> None:
@@ -172,25 +172,25 @@ def test_view_policy_opens_modal_with_the_documents(harness: Harness) -> None:
     assert "arn:aws:s3:::reports/*" in json.dumps(opened.params["view"]["blocks"])
 
 
-def test_rate_limits_and_server_errors_are_retried(harness: Harness) -> None:
-    harness.fake.fail_next("chat.postMessage", 2, status=429, retry_after=1)
-    harness.fake.fail_next("files.getUploadURLExternal", 1, status=502)
-    pid, _ = _posted(harness)
-    statuses = [c.status for c in harness.fake.calls_to("chat.postMessage")]
+def test_rate_limits_and_server_errors_are_retried(http_harness: Harness) -> None:
+    http_harness.fake.fail_next("chat.postMessage", 2, status=429, retry_after=1)
+    http_harness.fake.fail_next("files.getUploadURLExternal", 1, status=502)
+    pid, _ = _posted(http_harness)
+    statuses = [c.status for c in http_harness.fake.calls_to("chat.postMessage")]
     assert statuses == [429, 429, 200]
-    assert harness.fake.uploads  # upload went through after the 502
-    assert harness.ctx.proposals.get(pid).state == PENDING
+    assert http_harness.fake.uploads  # upload went through after the 502
+    assert http_harness.ctx.proposals.get(pid).state == PENDING
 
 
-def test_unpostable_proposal_stays_pending_and_posts_later(harness: Harness) -> None:
-    p = harness.add_proposal()
-    harness.fake.fail_next("chat.postMessage", 100, status=500)
-    notifier = _notifier(harness)
+def test_unpostable_proposal_stays_pending_and_posts_later(http_harness: Harness) -> None:
+    p = http_harness.add_proposal()
+    http_harness.fake.fail_next("chat.postMessage", 100, status=500)
+    notifier = _notifier(http_harness)
     assert notifier.post_proposal(p.id) is False
-    stored = harness.ctx.proposals.get(p.id)
+    stored = http_harness.ctx.proposals.get(p.id)
     assert stored.state == PENDING and stored.message_ts is None
-    assert len(harness.fake.calls_to("chat.postMessage")) == 4  # first try + 3 retries
-    harness.fake.fail_next("chat.postMessage", 0)
+    assert len(http_harness.fake.calls_to("chat.postMessage")) == 4  # first try + 3 retries
+    http_harness.fake.fail_next("chat.postMessage", 0)
     assert notifier.post_proposal(p.id) is True
 
 
@@ -260,7 +260,7 @@ def test_app_home_lists_pending_changes_and_queue(harness: Harness) -> None:
 
 def test_expired_trigger_tells_the_user_instead_of_failing_silently(harness: Harness) -> None:
     pid, ts = _posted(harness)
-    harness.signed(harness.action_body(ActionId.VIEW_POLICY, pid, user=ALICE, ts=ts).replace(
+    harness.deliver(harness.action_body(ActionId.VIEW_POLICY, pid, user=ALICE, ts=ts).replace(
         "trigger_id", "no_trigger"))
     (note,) = harness.fake.wait_for("chat.postEphemeral")
     assert "Could not open the form (invalid_trigger_id)" in note.params["text"]
