@@ -17,8 +17,10 @@ Limits (:class:`HttpLimits`):
 
 Every request is checked before Bolt sees it (:class:`SlackRequestHandler`): the v0 signature over the raw
 body bytes and a timestamp within five minutes (401), then a UTF-8 body (400), a known content type (415), and
-a body that parses into a JSON object, nesting included (400). Each rejection is answered with its 4xx and
-logged on one line; none reaches Bolt, none produces a traceback or a 500.
+a body that parses into a JSON object, nesting included, whose well-known fields have Slack's types (400).
+Each rejection is answered with its 4xx and
+logged on one line; none reaches Bolt, none produces a traceback or a 500. A verified body that Bolt still
+cannot route (say, ``actions`` that is not a list) gets a 400 and one line too.
 """
 
 from __future__ import annotations
@@ -156,6 +158,65 @@ def parse_slack_body(text: str, content_type: str) -> dict[str, Any]:
     return body
 
 
+_STRINGS = ("type", "command", "text", "callback_id", "trigger_id", "response_url", "api_app_id", "team_id",
+            "user_id", "channel_id", "token", "event_id")
+_OBJECTS = ("event", "view", "container", "message", "authorizations")
+_OBJECT_OR_ID = ("user", "team", "channel", "enterprise")
+
+
+#: Fields Slack always sends, by request kind (a slash command, or the ``type`` of the body).
+_REQUIRED = {
+    "command": ("user_id", "channel_id", "text", "response_url"),
+    "block_actions": ("user", "actions"),
+    "view_submission": ("user", "view"),
+    "view_closed": ("user", "view"),
+    "event_callback": ("event",),
+}
+
+
+def shape_problem(body: dict[str, Any]) -> str | None:
+    """Why a JSON object is not shaped like a Slack request where Bolt and the listeners read it (a field of
+    the wrong type), or None. Fields may be missing; present ones must have Slack's types."""
+    for key in _STRINGS:
+        if body.get(key) is not None and not isinstance(body[key], str):
+            return f"{key} is not a string"
+    for key in _OBJECTS:
+        if key in body and not isinstance(body[key], dict | list if key == "authorizations" else dict):
+            return f"{key} is not an object"
+    for key in _OBJECT_OR_ID:
+        value = body.get(key)
+        if value is not None and not isinstance(value, dict | str):
+            return f"{key} is neither an object nor an ID"
+        if isinstance(value, dict) and value.get("id") is not None and not isinstance(value["id"], str):
+            return f"{key}.id is not a string"
+    actions = body.get("actions")
+    if actions is not None and not (isinstance(actions, list) and all(
+            isinstance(a, dict) and all(isinstance(a.get(k, ""), str) for k in ("action_id", "block_id", "value"))
+            for a in actions)):
+        return "actions is not a list of actions"
+    event = body.get("event")
+    if isinstance(event, dict) and any(event.get(k) is not None and not isinstance(event[k], str)
+                                       for k in ("type", "subtype", "user", "channel", "bot_id")):
+        return "event has a field of the wrong type"
+    required = _REQUIRED.get("command" if "command" in body else str(body.get("type")), ())
+    missing = [key for key in required if body.get(key) in (None, "") and not (key == "text" and key in body)]
+    if missing:
+        return f"no {', '.join(missing)}"
+    if isinstance(body.get("user"), dict) and not body["user"].get("id"):
+        return "user has no id"
+    if isinstance(event, dict) and not event.get("type"):
+        return "event has no type"
+    view = body.get("view")
+    if isinstance(view, dict):
+        if any(view.get(k) is not None and not isinstance(view[k], str)
+               for k in ("id", "callback_id", "private_metadata", "type")):
+            return "view has a field of the wrong type"
+        state = view.get("state")
+        if state is not None and not (isinstance(state, dict) and isinstance(state.get("values", {}), dict)):
+            return "view.state is not an object of values"
+    return None
+
+
 class SlackRequestHandler:
     """Turns one complete HTTP request into a response: verify, parse, then ``app.dispatch``."""
 
@@ -201,9 +262,13 @@ class SlackRequestHandler:
         if kind not in ("application/json", "application/x-www-form-urlencoded"):
             raise _refuse(415, f"unsupported content type {kind or '(none)'}")
         try:
-            return parse_slack_body(text, content_type)
+            body = parse_slack_body(text, content_type)
         except ValueError as exc:
             raise _refuse(400, f"malformed body: {exc}") from None
+        problem = shape_problem(body)
+        if problem:
+            raise _refuse(400, f"malformed body: {problem}")
+        return body
 
 
 # -- the server (event-loop thread) ---------------------------------------------------------------------------
@@ -395,10 +460,8 @@ class BoltHttpServer:
     def _handle(self, request: HttpRequest) -> HttpResponse:
         try:
             return self.handler(request)
-        except Exception as exc:  # noqa: BLE001 - answered, logged on one line
-            log.error("HTTP %s %s from %s: Bolt failed: %s: %s", request.method, request.path, request.peer,
-                      type(exc).__name__, exc)
-            return HttpResponse.refuse(500, f"{type(exc).__name__}")
+        except Exception as exc:  # noqa: BLE001 - a body Bolt cannot route (a field of the wrong type...)
+            return HttpResponse.refuse(400, f"Bolt could not process the body: {type(exc).__name__}: {exc}")
 
     async def _read_request(self, conn: _Connection, reader: asyncio.StreamReader,
                             writer: asyncio.StreamWriter) -> HttpRequest | None:

@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from urllib.parse import urlencode, urlparse
+from urllib.parse import quote, urlencode, urlparse
 
 import pytest
 from slack_sdk.signature import SignatureVerifier
@@ -100,6 +100,19 @@ BAD_BODIES = {  # name: (body, content type) -- all signed; each is refused befo
     "JSON content type on a form body": (_command("help"), "application/json", 400),
     "JSON that is not an object": (b'"hello"', "application/json", 400),
     "unknown content type": (b"hello", "text/plain", 415),
+    "actions not a list": (b"payload=" + quote(json.dumps({"type": "block_actions", "actions": 5})).encode(),
+                           "application/x-www-form-urlencoded", 400),
+    "view not an object": (b"payload=" + quote(json.dumps({"type": "view_submission", "view": 5})).encode(),
+                           "application/x-www-form-urlencoded", 400),
+    "event not an object": (json.dumps({"type": "event_callback", "event": []}).encode(), "application/json", 400),
+    "event without a type": (json.dumps({"type": "event_callback", "event": {}}).encode(), "application/json", 400),
+    "click without a user": (b"payload=" + quote(json.dumps({"type": "block_actions", "actions": []})).encode(),
+                             "application/x-www-form-urlencoded", 400),
+    "user id not a string": (b"payload=" + quote(json.dumps({"type": "block_actions", "actions": [],
+                                                             "user": {"id": 5}})).encode(),
+                             "application/x-www-form-urlencoded", 400),
+    "command without response_url": (b"command=%2Ftighten&text=help&user_id=U1&channel_id=C1",
+                                     "application/x-www-form-urlencoded", 400),
 }
 
 
