@@ -1,6 +1,6 @@
 """Slack ack latency of ``tighten serve --mode http``, idle and while the worker scans hundreds of roles.
 
-    python bench/ack_latency.py [--roles 200] [--rate 5] [--idle 150] [--max-busy 600]
+    python bench/ack_latency.py [--roles 200] [--rate 5] [--idle 150] [--max-busy 1500] [--checkout DIR]
 
 Sets up the embedded moto server (``--roles`` roles: a third with AdministratorAccess, a third with ``s3:*``,
 a third already tight, each with usage in the index) and the local fake Slack Web API, then runs the real
@@ -13,7 +13,8 @@ on a new connection and its own thread (an open loop: a slow ack never delays th
    requests keep coming until every scan finished (or ``--max-busy`` requests).
 
 Prints p50/p99/max of the ack (HTTP response) time per phase, the follow-up time of slash commands (until the
-answer reached the response_url), and how many scans finished while the busy phase ran.
+answer reached the response_url), and how many scans finished while the busy phase ran. ``--checkout DIR``
+runs the serve of another checkout of the repository (to compare before and after a change).
 """
 
 from __future__ import annotations
@@ -244,6 +245,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=5.0, help="requests per second")
     parser.add_argument("--idle", type=int, default=150, help="requests in the idle phase")
     parser.add_argument("--max-busy", type=int, default=1500, help="most requests in the busy phase")
+    parser.add_argument("--checkout", type=Path, default=REPO, help="the repository checkout whose serve runs")
     args = parser.parse_args()
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -258,14 +260,16 @@ def main() -> None:
             t0 = time.perf_counter()
             seed(aws.endpoint_url, db_path, args.roles)
             print(f"seeded {args.roles} roles on moto in {time.perf_counter() - t0:.1f} s")
+            checkout = args.checkout.resolve()
             env = {**os.environ, **FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": aws.endpoint_url,
-                   "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": secret, "PYTHONUNBUFFERED": "1"}
+                   "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": secret, "PYTHONUNBUFFERED": "1",
+                   "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(checkout)}
             log_path = tmp / "serve.log"
             with log_path.open("wb") as log_file:
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "bot.cli", "serve", "--config", str(config_path), "--mode", "http",
                      "--host", "127.0.0.1", "--port", "0", "--slack-api-url", fake.base_url],
-                    cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+                    cwd=checkout, env=env, stdout=log_file, stderr=subprocess.STDOUT)
             client = Client(wait_for_url(log_path, proc), secret, fake)
             for _ in range(8):  # warm up (imports, first connections)
                 kind, body, content_type, _url = client.next_request()

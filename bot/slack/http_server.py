@@ -9,7 +9,8 @@ Limits (:class:`HttpLimits`):
   sent nothing is closed silently; one that sent part of a request gets 408), and the body within
   ``body_timeout`` seconds after the headers (else 408);
 * ``Content-Length`` is required (411) and at most ``max_body`` bytes (413, answered before the body is read);
-  headers at most ``max_header`` bytes (431);
+  the bodies of all open connections together at most ``max_pending_bodies`` (503), so slow senders cannot
+  pile up memory; headers at most ``max_header`` bytes (431);
 * at most ``max_connections`` open connections (never more than the open-files limit allows, keeping a
   reserve for the store and outgoing calls). When the cap is reached, the oldest connection still being read
   is closed to make room, so a flood of idle connections cannot keep a real request out;
@@ -62,6 +63,7 @@ _ACCEPT_PRESSURE = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 @dataclass(frozen=True)
 class HttpLimits:
     max_body: int = 1024 * 1024  # Slack's payloads are a few kB
+    max_pending_bodies: int = 32 * 1024 * 1024  # all bodies being read or served at once (503 beyond)
     max_header: int = 16 * 1024
     max_headers: int = 100
     header_timeout: float = 5.0  # seconds from connect to the end of the headers
@@ -279,6 +281,7 @@ class _Connection:
     opened: float = field(default_factory=time.monotonic)
     dispatched: bool = False  # handed to Bolt: no longer evicted to make room
     started: bool = False  # its task runs: from then on the task (or its transport) owns the socket
+    body_bytes: int = 0  # counted in the server's pending-body budget until the connection ends
     task: asyncio.Task[None] | None = None
 
     def abort(self) -> None:
@@ -307,6 +310,7 @@ class BoltHttpServer:
         self.counters: Counter[str] = Counter()
         self._counter_lock = threading.Lock()
         self._connections: dict[int, _Connection] = {}  # by id, oldest first
+        self._body_bytes = 0  # announced bodies of the open connections (event-loop thread only)
         self._pool = ThreadPoolExecutor(self.limits.workers, thread_name_prefix="tighten-http-worker")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -454,6 +458,8 @@ class BoltHttpServer:
             log.error("HTTP connection from %s failed: %s: %s", conn.peer, type(exc).__name__, exc)
         finally:
             self._connections.pop(id(conn), None)
+            self._body_bytes -= conn.body_bytes
+            conn.body_bytes = 0
             if writer is not None:
                 writer.transport.abort()
 
@@ -497,6 +503,11 @@ class BoltHttpServer:
         length = content_length(headers)
         if length > limits.max_body:
             raise _refuse(413, f"body of {length} bytes is over the {limits.max_body}-byte limit")
+        if self._body_bytes + length > limits.max_pending_bodies:
+            raise _refuse(503, f"{self._body_bytes} body bytes already held; {length} more would exceed "
+                               f"{limits.max_pending_bodies}", Retry_After="1")
+        conn.body_bytes = length
+        self._body_bytes += length
         if len(rest) < length and headers.get("expect", "").lower() == "100-continue":
             writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         body = rest[:length]
