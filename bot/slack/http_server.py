@@ -278,7 +278,6 @@ class SlackRequestHandler:
 class _Connection:
     sock: socket.socket
     peer: str
-    opened: float = field(default_factory=time.monotonic)
     dispatched: bool = False  # handed to Bolt: no longer evicted to make room
     started: bool = False  # its task runs: from then on the task (or its transport) owns the socket
     body_bytes: int = 0  # counted in the server's pending-body budget until the connection ends
