@@ -7,10 +7,10 @@ import json
 from dataclasses import replace
 from typing import Any
 
+from bot.demo.fake_slack import FakeSlackApi
 from bot.jobs.planner import plan_scans
 from bot.jobs.scan import run_scan
 from bot.jobs.worker import Worker
-from bot.slack.fake_api import FakeSlackApi
 from bot.store import changes as cs
 from bot.store import proposals as ps
 from tests.jobs.conftest import ACCOUNT, APPROVER, CHANNEL, Env, attach_notifier, policy

@@ -16,11 +16,11 @@ import boto3
 import pytest
 
 from bot.config import Account, Approvers, Config, IacRule
+from bot.demo.fake_slack import FakeSlackApi
 from bot.jobs.context import JobContext
 from bot.jobs.planner import plan_scans
 from bot.jobs.worker import Worker
 from bot.slack.app import make_client
-from bot.slack.fake_api import FakeSlackApi
 from bot.slack.ids import ActionId
 from bot.slack.notify import Notifier
 from bot.store.proposals import APPLIED_VIA_CODE, PENDING
