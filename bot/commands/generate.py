@@ -1,7 +1,12 @@
 """``tighten generate --cloudtrail PATH_OR_S3_URL --principal ARN [--since DATE] [--until DATE]
-[--allowlist FILE] [--db FILE] [--format json|terraform|cloudformation]``: print the least-privilege policy JSON
-(a list when split) to stdout, or the same documents as Terraform or CloudFormation for a role
-(``bot.policy.iac``).
+[--allowlist FILE] [--db FILE] [--format json|terraform|cloudformation] [--current FILE_OR_ROLE_ARN]``: print
+the least-privilege policy JSON (a list when split) to stdout, or the same documents as Terraform or
+CloudFormation for a role (``bot.policy.iac``).
+
+With ``--current`` (policy files, or a role or user ARN read from IAM, as for ``tighten diff``) the policy is
+built inside the current policies (their Conditions and Denies kept, never a broader resource) and checked
+for containment; the result of the check is printed on stderr (a failing check exits 2). ``--endpoint-url``
+serves IAM too. Without ``--current``, the pure usage policy.
 
 Without ``--db`` the logs are ingested into a temporary in-memory index; with ``--db`` the index is updated
 incrementally (and ``--cloudtrail`` may be omitted to use it as is). Unknown principal or no usage in the
@@ -16,10 +21,13 @@ import sys
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
+from bot.commands.diff import AwsError, InputError, add_policy_arguments, read_inputs
 from bot.commands.ingest import add_source_arguments, ingest_with_progress
 from bot.policy.allowlist import AllowlistError, load_allowlist
+from bot.policy.contain import check_no_new_access
 from bot.policy.generate import GenerateOptions, generate_policy
 from bot.policy.iac import FORMATS, RoleTarget, render
+from bot.policy.model import parse_policy
 from bot.store.db import open_db
 from bot.store.usage import UsageIndex
 
@@ -46,6 +54,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                              "(aws_iam_policy_document + policy resources, or AWS::IAM::ManagedPolicy YAML)")
     parser.add_argument("--policy-prefix", default="tighten-", metavar="PREFIX",
                         help="name prefix of the policies in terraform/cloudformation output (default tighten-)")
+    add_policy_arguments(parser, proposed=False, current_required=False, endpoint=False)
     parser.set_defaults(func=run)
     return parser
 
@@ -75,6 +84,13 @@ def run(args: argparse.Namespace) -> int:
     except AllowlistError as exc:
         print(f"tighten generate: {exc}", file=sys.stderr)
         return EXIT_NO_POLICY
+    inputs = None
+    if args.current:
+        try:
+            inputs = read_inputs(args)
+        except (AwsError, InputError) as exc:
+            print(f"tighten generate: {exc}", file=sys.stderr)
+            return EXIT_NO_POLICY
     index = UsageIndex(open_db(args.db or ":memory:", create=bool(args.cloudtrail)))
     if args.cloudtrail:
         try:
@@ -106,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
         extra = f" ({denied} denied calls, which never grant)" if denied else ""
         print(f"tighten generate: no usage by {arn}{window}{extra}; nothing to generate", file=sys.stderr)
         return EXIT_NO_POLICY
-    policy = generate_policy(rows, entries, options=GenerateOptions(generalize_threshold=args.generalize_threshold))
+    policy = generate_policy(rows, entries, options=GenerateOptions(generalize_threshold=args.generalize_threshold),
+                             current=inputs.current if inputs else None)
     if policy.empty:
         print(f"tighten generate: no grantable action for {arn}", file=sys.stderr)
         for note in policy.notes:
@@ -122,4 +139,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"{arn}: {len(policy.actions)} actions, {len(policy.documents)} document(s)", file=sys.stderr)
     for note in policy.notes:
         print(f"  note: {note}", file=sys.stderr)
+    if inputs is not None:
+        proposed = [parse_policy(d, f"proposed-{i + 1}") for i, d in enumerate(policy.documents)]
+        check = check_no_new_access(inputs.current, proposed, inputs.boundary)
+        print(f"containment against --current: {check.result.upper()}", file=sys.stderr)
+        for line in check.lines():
+            print(f"  {line}", file=sys.stderr)
+        if not check.passed:
+            return EXIT_NO_POLICY
     return 0

@@ -21,11 +21,18 @@ from bot.util.clock import iso, parse_iso
 DEFAULT_RETRY = timedelta(minutes=15)
 
 
+class ScanDeferred(Exception):
+    """The Access Analyzer quota is used up; try again at ``retry_at``."""
+
+    def __init__(self, message: str, retry_at: str | None) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
+
+
 def generate_with_access_analyzer(ctx: JobContext, snapshot: RoleSnapshot, since: str,
                                   until: str) -> tuple[list[dict[str, Any]], list[str]]:
-    """(documents, notes) from Access Analyzer; raises ``ScanDeferred`` when the quota is used up."""
-    from bot.jobs.scan import ScanDeferred
-
+    """(documents, notes) from Access Analyzer; raises ``ScanDeferred`` when the quota is used up. The
+    documents are raw: the scan holds them to the current policy like any other source of usage."""
     settings = ctx.config.access_analyzer
     if ctx.aa_client_for is None or not settings.trail_arn or not settings.access_role_arn:
         raise GenerationFailed("backend.engine is access-analyzer but no Access Analyzer client, trail_arn or "

@@ -1,11 +1,15 @@
 """One scan: the role as it is now + its usage in the lookback window -> a proposal (or a reason not to).
 
 Steps: snapshot the role (inventory) -> refuse when the usage data is incomplete (fail closed) -> read usage in
-the window -> generate the least-privilege policy (local engine, or the Access Analyzer backend when configured
-and its quota allows; otherwise the scan is deferred) -> effective permissions current vs proposed -> diff,
-summary, grouped and unified diffs, risk, coverage warnings, safety checks (``proposal.checks``; escalation
-paths judged with the role directory's stored profiles of named roles) -> ``ProposalStore.create``. A proposal that removes
-and narrows nothing is not created: the scan records "already tight" and posts nothing.
+the window -> generate the least-privilege policy inside the role's current policies (local engine, or the
+Access Analyzer backend when configured and its quota allows -- its output held to the current policies the
+same way; otherwise the scan is deferred) -> the containment check (``bot.policy.contain``): a proposal that
+would grant anything the role does not hold today is refused (result ``refused``, detail ``{"check":
+"containment", "reason": ..., "findings": [...]}``), never stored or posted -> effective permissions current
+vs proposed -> diff (with lost Conditions and Denies), summary, grouped and unified diffs, risk, coverage
+warnings, safety checks (``proposal.checks``: ``containment``; ``escalation``, paths judged with the role
+directory's stored profiles of named roles) -> ``ProposalStore.create``. A proposal that removes and narrows
+nothing is not created: the scan records "already tight" and posts nothing.
 
 Fail closed: peers have proposed stripping everything after CloudTrail throttling. A scan refuses to propose
 when an ingest error is outstanding for the principal's account, when IAM says the role was used inside the
@@ -26,14 +30,17 @@ from bot.aws.inventory import RoleSnapshot, Scope, get_role_snapshot
 from bot.config import Config
 from bot.jobs.context import JobContext
 from bot.jobs.iac import proposal_iac, reconcile_role
+from bot.jobs.quota import ScanDeferred, generate_with_access_analyzer
 from bot.jobs.role_privilege import escalation_context
 from bot.policy.allowlist import AllowEntry, load_allowlist
+from bot.policy.contain import check_no_new_access
 from bot.policy.coverage import coverage_warnings
-from bot.policy.diff import diff_permissions, render_grouped, summary, unified_text_diff
+from bot.policy.diff import diff_permissions, guard_changes, render_grouped, summary, unified_text_diff
 from bot.policy.escalation import escalation_check
 from bot.policy.expand import EffectivePermissions, effective_permissions
 from bot.policy.generate import generate_policy
-from bot.policy.model import parse_policy
+from bot.policy.keep import keep_entries_from_documents
+from bot.policy.model import Policy, parse_policy
 from bot.policy.risk import risk_score
 from bot.store import scans as sc
 from bot.store.proposals import Proposal
@@ -59,14 +66,6 @@ class ScanOutcome:
         return self.result == sc.PROPOSED
 
 
-class ScanDeferred(Exception):
-    """The Access Analyzer quota is used up; try again at ``retry_at``."""
-
-    def __init__(self, message: str, retry_at: str | None) -> None:
-        super().__init__(message)
-        self.retry_at = retry_at
-
-
 def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by: str | None,
              work_item: int | None = None) -> ScanOutcome:
     """Scan one role now; see the module docstring. Never raises for expected refusals (they are outcomes).
@@ -82,14 +81,14 @@ def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by:
 
     unused: int | None = None
 
-    def settle(result: str, message: str, **kw: Any) -> ScanOutcome:
+    def settle(result: str, message: str, detail: dict[str, Any] | None = None, **kw: Any) -> ScanOutcome:
         outcome = ScanOutcome(principal_arn=snapshot.arn, result=result, message=message, **kw)
         proposal = outcome.proposal
         ctx.scans.record(snapshot.arn, account=snapshot.account, policy_hash=policy_hash,
                          usage_fingerprint=fingerprint, result=result,
                          proposal_id=proposal.id if proposal else None, risk_score=outcome.risk_score,
                          detail={"message": message, "notes": outcome.notes, "requested_by": requested_by,
-                                 "work_item": work_item, "unused": unused})
+                                 "work_item": work_item, "unused": unused, **(detail or {})})
         ctx.audit.record(requested_by or "tighten", f"scan.{result}", snapshot.arn, message=message,
                          proposal_id=proposal.id if proposal else None)
         ctx.count(f"scan.{result}")
@@ -107,16 +106,24 @@ def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by:
 
     rows = ctx.usage.usage(snapshot.arn, since=since, until=until)
     allowlist = allowlist_entries(ctx, snapshot.arn)
-    try:
-        documents, notes, engine = _generate(ctx, snapshot, rows, allowlist, since, until)
-    except ScanDeferred as exc:
-        return settle(sc.DEFERRED, str(exc), retry_at=exc.retry_at)
-
     boundary = parse_policy(snapshot.boundary_document, "boundary") if snapshot.boundary_document else None
     current_policies = [parse_policy(doc, name) for name, doc in snapshot.identity_documents()]
+    try:
+        documents, notes, engine = _generate(ctx, snapshot, rows, allowlist, since, until, current_policies)
+    except ScanDeferred as exc:
+        return settle(sc.DEFERRED, str(exc), retry_at=exc.retry_at)
+    proposed_policies = [parse_policy(d, f"proposed-{i + 1}") for i, d in enumerate(documents)]
+
+    # Fail closed: a proposal that would grant anything the role does not hold today is never stored.
+    containment = check_no_new_access(current_policies, proposed_policies, boundary)
+    if not containment.passed:
+        reason = containment.reason()
+        return settle(sc.REFUSED, f"not proposing for {snapshot.name}: the proposal {reason}", notes=notes,
+                      detail={"check": "containment", "reason": reason,
+                              "findings": [f.to_json() for f in containment.findings]})
+
     current = effective_permissions(current_policies, boundary)
-    proposed = effective_permissions([parse_policy(d, f"proposed-{i + 1}") for i, d in enumerate(documents)],
-                                     boundary)
+    proposed = effective_permissions(proposed_policies, boundary)
     used_actions = {r.action for r in rows}
     escalation = escalation_context(ctx.roles, snapshot.arn)
     risk = risk_score(current, used_actions, last_used(snapshot.last_used, rows), now, escalation)
@@ -127,8 +134,10 @@ def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by:
         return settle(sc.ALREADY_TIGHT, f"{snapshot.name} is already tight: the proposal grants everything it "
                       f"holds ({len(current)} actions)", risk_score=risk.score, risk_tier=risk.tier, notes=notes)
 
-    diff = diff_permissions(current, proposed, escalation)
-    checks = {"escalation": escalation_check(current, proposed, escalation)}
+    diff = diff_permissions(current, proposed, escalation, guards=guard_changes(
+        current_policies, proposed_policies, boundary, containment=containment))
+    checks = {"containment": containment.to_json(),
+              "escalation": escalation_check(current, proposed, escalation)}
     first_seen = _first_seen(rows)
     warnings = [{"code": w.code, "message": w.message} for w in coverage_warnings(
         window_start=since, window_end=until, principal_first_seen=first_seen,
@@ -211,17 +220,16 @@ def _may_hold_account(key: str, account: str) -> bool:
 
 
 def _generate(ctx: JobContext, snapshot: RoleSnapshot, rows: list[UsageRow], allowlist: list[Any],
-              since: str, until: str) -> tuple[list[dict[str, Any]], list[str], str]:
+              since: str, until: str, current: list[Policy]) -> tuple[list[dict[str, Any]], list[str], str]:
+    """The proposal's documents, built inside the current policies whatever the engine: Access Analyzer's
+    output goes through the same step as usage rows (as keep entries)."""
     if ctx.config.backend == "access-analyzer":
-        from bot.jobs.quota import generate_with_access_analyzer
-
         documents, notes = generate_with_access_analyzer(ctx, snapshot, since, until)
-        if allowlist:
-            extra = generate_policy([], allowlist)
-            documents = documents + extra.documents
-            notes = notes + extra.notes
-        return documents, notes, "access-analyzer"
-    generated = generate_policy(rows, allowlist)
+        entries = keep_entries_from_documents(documents, kind="access-analyzer",
+                                              note="in the policy IAM Access Analyzer generated")
+        generated = generate_policy([], allowlist, extra=entries, current=current)
+        return generated.documents, notes + list(generated.notes), "access-analyzer"
+    generated = generate_policy(rows, allowlist, current=current)
     return generated.documents, list(generated.notes), "local"
 
 

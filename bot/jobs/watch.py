@@ -20,10 +20,10 @@ from bot.aws.inventory import RoleSnapshot
 from bot.jobs.context import JobContext
 from bot.policy.evaluate import Decision, Evaluator
 from bot.policy.expand import effective_permissions
+from bot.policy.keep import ANY_RESOURCE, UNKNOWN_RESOURCE
 from bot.policy.model import Policy, parse_policy
 from bot.store import changes as cs
 from bot.store.usage import DenialRow
-from bot.trail.records import ANY_RESOURCE, UNKNOWN_RESOURCE
 from bot.util.clock import iso
 
 #: Most denials listed in one alert (the rest follow in the next run's alert).

@@ -164,6 +164,8 @@ def handle_apply(ctx: JobContext, item: WorkItem) -> dict[str, Any]:
         return _refuse_managed_as_code(ctx, proposal, as_code)
     elif (stale := _stale_reason(ctx, proposal)) is not None:
         return _settle_stale(ctx, proposal, stale)
+    elif (widening := _containment_refusal(ctx, proposal)) is not None:
+        return _settle_refused(ctx, proposal, widening)
     elif ctx.proposals.transition(proposal_id, ps.APPLYING) is None:
         current = ctx.proposals.get(proposal_id)
         return {"result": f"not applied: proposal is {current.state if current else 'gone'}"}
@@ -213,6 +215,32 @@ def _stale_reason(ctx: JobContext, proposal: ps.Proposal) -> str | None:
         return None
     return (f"role {proposal.role_name} changed since the proposal was computed (policy hash "
             f"{proposal.base_policy_hash[:12]} then, {current[:12]} now); nothing was changed, a new scan is queued")
+
+
+def _containment_refusal(ctx: JobContext, proposal: ps.Proposal) -> str | None:
+    """The containment check again, right before apply, against the role as IAM returns it now (same
+    boundary both sides): why the proposal would grant more than the role holds, or None when it would not."""
+    from bot.aws.inventory import get_role_snapshot
+    from bot.policy.contain import check_no_new_access
+    from bot.policy.model import PolicyError, parse_policy
+
+    snapshot = get_role_snapshot(ctx.iam(proposal.account), proposal.role_name)
+    try:
+        current = [parse_policy(doc, name) for name, doc in snapshot.identity_documents()]
+        proposed = [parse_policy(doc, f"proposed-{i + 1}") for i, doc in enumerate(proposal.documents)]
+        boundary = parse_policy(snapshot.boundary_document, "boundary") if snapshot.boundary_document else None
+    except PolicyError as exc:
+        return f"cannot be checked for containment: {exc}"
+    result = check_no_new_access(current, proposed, boundary)
+    return None if result.passed else result.reason()
+
+
+def _settle_refused(ctx: JobContext, proposal: ps.Proposal, reason: str) -> dict[str, Any]:
+    ctx.proposals.transition(proposal.id, ps.REFUSED, decision_reason=reason[:500])
+    ctx.audit.record("tighten", "apply.refused", proposal.id, check="containment", message=reason)
+    if ctx.notifier is not None:
+        ctx.notifier.post_apply_result(proposal.id, None, False, f"Not applied: the proposal {reason}.")
+    return {"result": "refused", "check": "containment", "message": reason}
 
 
 def _settle_stale(ctx: JobContext, proposal: ps.Proposal, reason: str) -> dict[str, Any]:

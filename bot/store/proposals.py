@@ -5,6 +5,7 @@ two approvers clicking at once produce exactly one winner)::
 
     pending ──approve──> approved ──apply──> applying ──> applied ──rollback──> rolled_back
        │                    │                   └──> failed   (role left as it was)
+       │                    ├──refuse──> refused  (the containment check right before apply failed)
        ├──reject──> rejected└──stale──> stale   (also from applying: the apply's stale guard)
        ├──expire──> expired
        ├──supersede──> superseded   (a newer scan of the same principal)
@@ -37,6 +38,7 @@ SUPERSEDED = "superseded"
 ROLLED_BACK = "rolled_back"
 ALREADY_TIGHT = "already_tight"
 APPLIED_VIA_CODE = "applied_via_code"  # deployed through the role's Terraform/CloudFormation, not by Tighten
+REFUSED = "refused"
 
 OPEN_STATES = (PENDING, APPROVED, APPLYING)
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -53,6 +55,7 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     APPLIED_VIA_CODE: (PENDING, EXPIRED),
     # the worker refuses a direct apply of a role managed as code when iac.direct_apply is off
     FAILED: (APPLYING, APPROVED),
+    REFUSED: (APPROVED,),  # it would grant more than the role holds now: never applied
 }
 
 _JSON_FIELDS = ("documents", "current_documents", "risk_reasons", "warnings", "stats", "notes", "checks", "iac")

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-#: Resource placeholder when the call targeted a resource whose ARN could not be built from the log.
-UNKNOWN_RESOURCE = "?"
-#: Resource for actions that take no resource type (only ``*`` can be granted).
-ANY_RESOURCE = "*"
+# The resource placeholders belong to the policy layer (generation decides what they grant); re-exported here.
+from bot.policy.keep import ANY_RESOURCE, UNKNOWN_RESOURCE
+
+__all__ = ["ANY_RESOURCE", "UNKNOWN_RESOURCE", "ActionUse", "CallRecord", "Principal"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ def handle(req: CommandRequest) -> Message:
         scan = scans[0] if scans else None
         position = ctx.queue.position(scan.id) if scan else 0
         return info(render("status_role.j2", role=role, latest=proposals[0] if proposals else None, scan=scan,
-                           position=position))
+                           position=position, last_scan=ctx.scans.get(role.arn)))
     pending = ctx.proposals.list(states=(PENDING,))
     shown = pending[:SHOWN]
     counts = Counter(row["state"] for row in ctx.db.query("SELECT state FROM proposals"))
