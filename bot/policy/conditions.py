@@ -61,7 +61,7 @@ class Conjunct:
 def conjuncts(conditions: Mapping[str, Mapping[str, Sequence[str]]] | None) -> tuple[Conjunct, ...]:
     if not conditions:
         return ()
-    return tuple(Conjunct(op, key, tuple(values))
+    return tuple(Conjunct(op, key, (values,) if isinstance(values, str) else tuple(values))
                  for op, block in conditions.items() for key, values in block.items())
 
 

@@ -250,9 +250,9 @@ class _Collector:
     # one (action, resource) to keep; returns whether anything was granted
     def keep(self, action: str, resource: str | None, account: str, kind: str) -> bool:
         frame = self.frame
-        if resource == ANY_RESOURCE or not _arn_patterns(action):
+        if not _arn_patterns(action):  # takes no resource type: the request's resource is '*' (ANY_RESOURCE)
             grants = frame.grants_for_no_resource(action)
-        elif resource is not None and resource not in (UNKNOWN_RESOURCE, "*", "") and _is_exact(resource) \
+        elif resource is not None and resource not in (UNKNOWN_RESOURCE, ANY_RESOURCE, "") and _is_exact(resource) \
                 and _is_arn(resource) and _fits(action, resource):
             grants = frame.grants_for_arn(action, resource)
         elif resource is not None and resource not in (UNKNOWN_RESOURCE, "*", "") and not _is_exact(resource):

@@ -218,10 +218,13 @@ def covers(outer: str, inner: str, kind: str = RESOURCE) -> int:
         return UNKNOWN
     if i.is_literal:
         return YES if _regex(outer, kind).fullmatch(i.literal_text()) is not None else NO
-    result = _contains(o.tokens, _widened(i))
-    if result:
+    if _contains(o.tokens, _widened(i)):
         return YES
-    return UNKNOWN if i.has_variable else NO
+    if not i.has_variable:
+        return NO
+    # one value of the variables for which it fails settles NO; otherwise it depends on the value
+    instance = tuple((_LIT, "x") if kind_ == _VARIABLE else (kind_, ch) for kind_, ch in i.tokens)
+    return NO if not _contains(o.tokens, instance) else UNKNOWN
 
 
 @functools.lru_cache(maxsize=32768)

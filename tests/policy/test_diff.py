@@ -2,7 +2,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.policy.diff import diff_permissions, render_grouped, summary, unified_text_diff
+from bot.policy.diff import (
+    PermissionDiff,
+    diff_permissions,
+    guard_changes,
+    render_grouped,
+    summary,
+    unified_text_diff,
+)
+from bot.policy.evaluate import Decision, evaluate
 from bot.policy.expand import EffectivePermissions, effective_permissions
 from bot.policy.model import Policy, parse_policy
 
@@ -126,3 +134,51 @@ def test_escalation_section_names_open_and_closed_paths_first() -> None:
                         " (iam:PassRole + lambda:CreateFunction)")
     assert any(line.startswith("  closed     ssm-send-command: ") for line in lines[4:])
     assert lines.index("ESCALATION PATHS") < lines.index(next(x for x in lines if x.startswith("KEPT")))
+
+
+REGION_GUARD = {"Sid": "RegionGuard", "Effect": "Deny", "Action": "*", "Resource": "*",
+                "Condition": {"StringNotEquals": {"aws:RequestedRegion": ["eu-west-1"]}}}
+
+
+def _guarded_diff(current_docs: list[dict[str, Any]], proposed_docs: list[dict[str, Any]]) -> PermissionDiff:
+    current = [parse_policy(d) for d in current_docs]
+    proposed = [parse_policy(d) for d in proposed_docs]
+    return diff_permissions(effective_permissions(current), effective_permissions(proposed),
+                            guards=guard_changes(current, proposed))
+
+
+def test_a_dropped_deny_is_in_the_summary_and_its_own_section() -> None:
+    """ec2:* with a region guard -> ec2:DescribeInstances alone: us-east-1 goes from denied to allowed."""
+    current = [{"Statement": [{"Effect": "Allow", "Action": "ec2:*", "Resource": "*"}, REGION_GUARD]}]
+    proposed = [{"Statement": [{"Effect": "Allow", "Action": "ec2:DescribeInstances", "Resource": "*"}]}]
+    us = {"aws:RequestedRegion": "us-east-1"}
+    before = evaluate("ec2:DescribeInstances", "*", [parse_policy(d) for d in current], context=us)
+    after = evaluate("ec2:DescribeInstances", "*", [parse_policy(d) for d in proposed], context=us)
+    assert (before, after) == (Decision.EXPLICIT_DENY, Decision.ALLOWED)
+    diff = _guarded_diff(current, proposed)
+    assert "DROPS 1 Deny that still applied" in summary(diff)
+    text = render_grouped(diff)
+    section = text.split("CONDITIONS AND DENIES", 1)[1]
+    assert "DENY REMOVED" in section and "RegionGuard" in section and "ec2:DescribeInstances on *" in section
+
+
+def test_a_lost_condition_is_loosened() -> None:
+    mfa = {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
+    current = [{"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*", "Condition": mfa}]}]
+    proposed = [{"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}]
+    diff = _guarded_diff(current, proposed)
+    assert "LOOSENS 1 Condition" in summary(diff)
+    assert "LOOSENED" in render_grouped(diff) and "aws:MultiFactorAuthPresent" in render_grouped(diff)
+    kept = [{"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*", "Condition": mfa}]}]
+    assert _guarded_diff(current, kept).guards == ()
+
+
+def test_a_dropped_conditional_deny_that_no_longer_matters_is_still_shown() -> None:
+    never_delete = {"Sid": "NeverDeleteWithoutMfa", "Effect": "Deny", "Action": "s3:DeleteObject", "Resource": "*",
+                    "Condition": {"BoolIfExists": {"aws:MultiFactorAuthPresent": "false"}}}
+    current = [{"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}, never_delete]}]
+    proposed = [{"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}]
+    diff = _guarded_diff(current, proposed)
+    assert "drops 1 Deny that nothing kept needs" in summary(diff) and "DROPS" not in summary(diff)
+    assert "NeverDeleteWithoutMfa" in render_grouped(diff)
+    assert diff.denies_removed and not diff.denies_removed[0].matters
