@@ -122,9 +122,11 @@ class ContainmentResult:
             return "grants nothing new: every proposed statement lies inside a current one and every current Deny " \
                    "that could apply still applies"
         total = len(self.findings) + self.more
-        kinds = sorted({f.kind for f in self.findings})
-        head = self.findings[0].line()
-        return f"would grant more than the role has today ({total} finding(s): {', '.join(kinds)}), e.g. {head}"
+        first: dict[str, Finding] = {}
+        for f in self.findings:
+            first.setdefault(f.kind, f)
+        examples = "; ".join(f.line() for f in first.values())
+        return f"would grant more than the role has today ({total} finding(s): {', '.join(first)}): {examples}"
 
     def lines(self) -> list[str]:
         out = [f.line() for f in self.findings]

@@ -12,6 +12,7 @@ policy variables: their ``$`` is written ``${$}`` when copied, so it keeps meani
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -64,6 +65,14 @@ class Through:
     def negated_resources(self) -> bool:
         return self.statement.resources is None
 
+    @functools.cached_property
+    def plain_resources(self) -> tuple[str, ...]:
+        return tuple(q for q in self.statement.resources or () if not has_variable(q))
+
+    @functools.cached_property
+    def variable_resources(self) -> tuple[str, ...]:
+        return tuple(q for q in self.statement.resources or () if has_variable(q))
+
     def allows_action(self, action: str) -> bool:
         hit = self.compiled.actions.matches(action.lower(), {}) == MATCHES
         return hit != (self.statement.actions is None)
@@ -114,6 +123,7 @@ class Frame:
 
     def __init__(self, current: Sequence[Policy] | None) -> None:
         self.inside = current is not None
+        self._allowing: dict[str, list[Through]] = {}
         self.throughs: list[Through] = []
         self.denies: list[Statement] = []
         if current is None:
@@ -136,7 +146,10 @@ class Frame:
 
     # -- which statements allow what -------------------------------------------------------------------
     def allowing(self, action: str) -> list[Through]:
-        return [t for t in self.throughs if t.allows_action(action)]
+        found = self._allowing.get(action)
+        if found is None:
+            found = self._allowing[action] = [t for t in self.throughs if t.allows_action(action)]
+        return found
 
     def grants_for_arn(self, action: str, arn: str) -> list[tuple[Through, Scope]]:
         """Grants for a call on one observed resource: the ARN itself through each statement that matches it,
@@ -148,13 +161,10 @@ class Frame:
                 if t.compiled.resources.matches(arn, {}) == NO_MATCH:  # no exclusion matches, whatever variables hold
                     out.append((t, Scope(resource=arn)))
                 continue
-            plain = [q for q in st.resources or () if not has_variable(q)]
-            if any(covers(q, arn, RESOURCE) == YES for q in plain):
+            if any(covers(q, arn, RESOURCE) == YES for q in t.plain_resources):
                 out.append((t, Scope(resource=arn)))
                 continue
-            for q in st.resources or ():
-                if has_variable(q) and not disjoint(q, arn, RESOURCE):
-                    out.append((t, Scope(resource=q)))
+            out.extend((t, Scope(resource=q)) for q in t.variable_resources if not disjoint(q, arn, RESOURCE))
         return _without_redundant(out)
 
     def grants_for_no_resource(self, action: str) -> list[tuple[Through, Scope]]:
@@ -232,6 +242,8 @@ class Frame:
 
 def _without_redundant(grants: list[tuple[Through, Scope]]) -> list[tuple[Through, Scope]]:
     """Drop conditional grants an unconditional one makes redundant (same scope, or ``*``)."""
+    if len(grants) < 2 or all(not t.condition for t, _ in grants):
+        return grants
     unconditional = {scope for t, scope in grants if not t.condition}
     if not unconditional:
         return grants

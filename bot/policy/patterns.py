@@ -31,6 +31,7 @@ NO, UNKNOWN, YES = 0, 1, 2
 
 _LITERAL_VARIABLES = {"*": "*", "?": "?", "$": "$"}
 _VAR = re.compile(r"\$\{([^}]*)\}")
+_SPECIAL = re.compile(r"[*?$]")
 
 # Token kinds.
 _LIT = "lit"  # one literal character
@@ -48,10 +49,7 @@ class Glob:
     kind: str
     text: str
     tokens: tuple[Token, ...]
-
-    @property
-    def has_variable(self) -> bool:
-        return any(t[0] == _VARIABLE for t in self.tokens)
+    has_variable: bool = False
 
     @property
     def is_literal(self) -> bool:
@@ -64,7 +62,7 @@ class Glob:
 
 def has_variable(pattern: str) -> bool:
     """Does ``pattern`` hold a request-dependent policy variable (``${aws:username}``, not ``${*}``)?"""
-    return any(m.group(1) not in _LITERAL_VARIABLES for m in _VAR.finditer(pattern))
+    return "${" in pattern and any(m.group(1) not in _LITERAL_VARIABLES for m in _VAR.finditer(pattern))
 
 
 @functools.lru_cache(maxsize=32768)
@@ -101,7 +99,7 @@ def compile_glob(pattern: str, kind: str) -> Glob:
             else:
                 tokens.append(tok)
         raw = tokens
-    return Glob(kind, pattern, tuple(raw))
+    return Glob(kind, pattern, tuple(raw), any(t[0] == _VARIABLE for t in raw))
 
 
 def _widened(glob: Glob) -> tuple[Token, ...]:
@@ -211,11 +209,14 @@ def _intersects(a: tuple[Token, ...], b: tuple[Token, ...]) -> bool:
 def covers(outer: str, inner: str, kind: str = RESOURCE) -> int:
     """YES when every string ``inner`` matches is matched by ``outer`` (for every value of any policy
     variable), NO when some string is not, UNKNOWN when it depends on a variable's value."""
-    if outer == inner:
+    if outer == inner or outer == "*":
         return YES
-    o, i = compile_glob(outer, kind), compile_glob(inner, kind)
+    o = compile_glob(outer, kind)
     if o.has_variable:
         return UNKNOWN
+    if not _SPECIAL.search(inner):  # a plain string (the usual ARN): one regex match
+        return YES if _regex(outer, kind).fullmatch(inner) is not None else NO
+    i = compile_glob(inner, kind)
     if i.is_literal:
         return YES if _regex(outer, kind).fullmatch(i.literal_text()) is not None else NO
     if _contains(o.tokens, _widened(i)):
