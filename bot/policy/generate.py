@@ -485,12 +485,20 @@ def _inside_notes(collect: _Collector, granted: dict[str, Any]) -> list[str]:
         more = f" (and {len(unique) - 1} more)" if len(unique) > 1 else ""
         out.append(f"{action}: {unique[0]!r}{more} fits none of its resource types; granted on the current "
                    "statement's resources")
-    if collect.not_granted:
-        shown = collect.not_granted[:5]
-        more = f" (and {len(collect.not_granted) - 5} more)" if len(collect.not_granted) > 5 else ""
+    used = [g for g in collect.not_granted if g.endswith("(usage)")]
+    kept = [g for g in collect.not_granted if not g.endswith("(usage)")]
+    if used:
         out.append("not granted, the current identity policies do not allow it (it came through a resource "
-                   f"policy, or the policy changed since): {', '.join(shown)}{more}")
+                   f"policy, or the policy changed since): {_first(used)}")
+    if kept:
+        out.append("not granted although listed to keep, the role does not hold it today (a proposal never adds "
+                   f"permissions; to restore one an applied change removed, roll that change back): {_first(kept)}")
     return out
+
+
+def _first(items: list[str], n: int = 5) -> str:
+    more = f" (and {len(items) - n} more)" if len(items) > n else ""
+    return ", ".join(items[:n]) + more
 
 
 def _standalone_notes(collect: _Collector) -> list[str]:

@@ -10,11 +10,17 @@ Three kinds of pattern, with the semantics of the IAM User Guide:
   characters; any other ``${...}`` takes its value from the request.
 * ``STRING`` (``StringLike`` values): ``*`` and ``?`` match any characters; policy variables as for resources.
 
-:func:`covers` decides containment exactly (an automaton product over the finitely many character classes the
-two patterns distinguish), :func:`disjoint` decides that two patterns share no string. With a policy variable
-the answer must hold for every value of it: a pattern holding a variable contains another only when both are
-the same text (:data:`UNKNOWN` otherwise, never a guess), and a variable inside the contained pattern is read as
-"any text" (a superset, so a proof stays a proof).
+:func:`covers` decides containment (an automaton product over the finitely many character classes the two
+patterns distinguish), :func:`disjoint` decides that two patterns share no string. Both are sound first:
+
+* Where the guide leaves room -- whether a ``*`` or ``?`` inside the resource part may match a ``:`` of a
+  resource id that holds colons (``log-group:g:log-stream:s``) -- the contained pattern is read in the widest
+  sense (every resource wildcard may match ``:``) and the containing one in the narrowest (the segment rules
+  above), so a proof holds under either reading; :func:`disjoint` reads both in the widest sense. The
+  evaluator (``bot.policy.evaluate``) applies the segment rules as written.
+* With a policy variable the answer must hold for every value of it: a pattern holding a variable contains
+  another only when both are the same text (:data:`UNKNOWN` otherwise, never a guess), and a variable inside
+  the contained pattern is read as "any text".
 """
 
 from __future__ import annotations
@@ -103,9 +109,9 @@ def compile_glob(pattern: str, kind: str) -> Glob:
 
 
 def _widened(glob: Glob) -> tuple[Token, ...]:
-    """A superset of ``glob``'s language without variables: each variable (and, because a value may hold
-    ``:``, every wildcard next to a variable's segment rules) becomes "any text"."""
-    if not glob.has_variable:
+    """A superset of ``glob``'s language without variables and without segment rules: each variable becomes
+    "any text", and in a resource pattern every ``*`` and ``?`` may also match ``:`` (the widest reading)."""
+    if not glob.has_variable and glob.kind != RESOURCE:
         return glob.tokens
     out: list[Token] = []
     for kind, ch in glob.tokens:

@@ -191,3 +191,46 @@ def test_a_widening_proposal_at_scan_time_is_refused_and_recorded(env: Env, harn
     answer = harness.command("status builder", user=APPROVER)
     text = json.dumps(answer)
     assert "refused" in text and "containment" in text and "would grant more than the role has today" in text
+
+
+def test_access_analyzer_output_is_held_to_the_current_policy(env: Env) -> None:
+    """Access Analyzer (botocore's Stubber: no emulator implements it) proposes s3:GetObject and s3:PutObject
+    on every bucket (its placeholder widened) and sqs:*, which the role never held: the stored proposal keeps
+    the Condition and the Deny, scopes s3 to the role's own objects, and leaves sqs out."""
+    import dataclasses
+
+    import boto3
+    from botocore.stub import Stubber
+
+    from bot.config import AccessAnalyzerSettings
+    from bot.jobs.scan import run_scan
+
+    env.ctx.config = dataclasses.replace(env.ctx.config, backend="access-analyzer", access_analyzer=(
+        AccessAnalyzerSettings(trail_arn=f"arn:aws:cloudtrail:us-east-1:{ACCOUNT}:trail/main",
+                               access_role_arn=f"arn:aws:iam::{ACCOUNT}:role/AccessAnalyzerTrailReader")))
+    client = boto3.client("accessanalyzer", region_name="us-east-1")
+    stub = Stubber(client)
+    env.ctx.aa_client_for = lambda account: client
+    env.ctx.sleep = lambda seconds: None
+    arn = _role(env, "analyzed")
+    env.use(arn, "s3:GetObject", f"{REPORTS}/x.csv")
+    generated = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": "arn:aws:s3:::${BucketName}/*"},
+        {"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}]}
+    stub.add_response("start_policy_generation", {"jobId": "job-1"})
+    stub.add_response("get_generated_policy", {
+        "jobDetails": {"jobId": "job-1", "status": "SUCCEEDED", "startedOn": env.clock()},
+        "generatedPolicyResult": {"properties": {"principalArn": arn, "isComplete": True},
+                                  "generatedPolicies": [{"policy": json.dumps(generated)}]}})
+    with stub:
+        outcome = run_scan(env.ctx, ACCOUNT, arn, requested_by="scheduler")
+    assert outcome.result == sc.PROPOSED and outcome.proposal is not None, outcome.message
+    proposal = outcome.proposal
+    assert proposal.engine == "access-analyzer" and proposal.checks["containment"]["result"] == "pass"
+    statements = [s for d in proposal.documents for s in d["Statement"]]
+    allows = [s for s in statements if s["Effect"] == "Allow"]
+    assert [s["Action"] for s in allows] == [["s3:GetObject", "s3:PutObject"]]
+    assert allows[0]["Condition"] == SECURE and allows[0]["Resource"] == [f"{REPORTS}/*"]
+    assert {**GUARD, "Condition": {"StringNotEquals": {"aws:RequestedRegion": "eu-west-1"}}} in statements
+    assert any("sqs" in n and "not granted" in n for n in proposal.notes)
+    assert any("Access Analyzer" in n for n in proposal.notes)
