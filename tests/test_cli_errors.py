@@ -112,6 +112,9 @@ CASES: dict[str, Case] = {
                                         lambda f: config(f, "s.yaml", allowlist="missing.yaml")),
     "changes --state bogus": Case(["changes", "--state", "bogus"], ["bogus", "rolled_back", "applied"],
                                   creates_nothing=True, code=2),
+    "check-no-new-access, proposal not JSON": Case(
+        ["check-no-new-access", "--current", "c.json", "--proposed", "p.json"], ["p.json", "not valid JSON"],
+        _files(**{"c.json": '{"Statement": []}', "p.json": "{not json"}), creates_nothing=True, code=2),
     "diff of a non-role ARN": Case(["diff", "--current", "arn:aws:iam::notanarn", "--proposed", "p.json"],
                                    ["arn:aws:iam::notanarn", "not a role ARN"], _files(**{"p.json": "{}"})),
     "ingest, missing source (no progress bar off a terminal)": Case(
