@@ -22,13 +22,13 @@ import pytest
 
 from bot.aws.inventory import get_role_snapshot
 from bot.commands import check_no_new_access
+from bot.demo.fake_slack import FakeSlackApi
 from bot.jobs.worker import Worker
 from bot.policy import generate as generate_module
 from bot.policy.evaluate import Decision, Evaluator
 from bot.policy.model import parse_policy
 from bot.slack.app import build_app, make_client, start_http
 from bot.slack.context import AppContext
-from bot.slack.fake_api import FakeSlackApi
 from bot.slack.ids import ActionId
 from bot.store import proposals as ps
 from bot.store import scans as sc
@@ -55,9 +55,9 @@ def harness(env: Env, slack: FakeSlackApi) -> Iterator[Harness]:
     ctx = AppContext(db_path=env.ctx.db_path, config=env.ctx.config, clock=env.clock)
     app = build_app(ctx, signing_secret=SECRET,
                     client=make_client("xoxb-test", base_url=slack.base_url, wait_scale=0.0, backoff=0.001))
-    server = start_http(app)
+    server = start_http(app, SECRET)
     try:
-        yield Harness(fake=slack, ctx=ctx, server=server)
+        yield Harness(fake=slack, ctx=ctx, app=app, transport="http", server=server)
     finally:
         server.stop()
 
