@@ -6,7 +6,8 @@ Skip reasons (``SKIP_REASONS``; the reader produces the first three, the normali
 * ``invalid_json``: a file, or one line of a JSON-lines file, is not JSON.
 * ``not_an_event``: a JSON value where an event object was expected is not an object.
 * ``missing_fields``: no eventSource, eventName, userIdentity (object with a ``type``) or eventTime
-  (``@timestamp`` is accepted, as in OTRF's Logstash exports), or an unparseable time.
+  (``@timestamp`` is accepted, as in OTRF's Logstash exports), or a time that is not a real UTC timestamp
+  between CloudTrail's launch and now (see ``_iso_utc``).
 * ``not_api_call``: eventType is not ``AwsApiCall`` (console sign-ins, console actions, AWS service events,
   Insights, network-activity events): they need no IAM permission of the principal.
 * ``unknown_event_source``: the eventSource maps to no IAM service prefix in the catalog.
@@ -68,7 +69,7 @@ import functools
 import gzip
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -458,17 +459,14 @@ class Normalizer:
                 if len(self._principals) > 200_000:
                     self._principals.clear()
                 self._principals[arn] = principal
-        if when.__class__ is not str or len(when) != 20 or when[19] != "Z":
-            event_time = self._times.get(when) if when.__class__ is str else None
+        event_time = self._times.get(when) if when.__class__ is str else None
+        if event_time is None:
+            event_time = _iso_utc(when) if when.__class__ is str and when else None
             if event_time is None:
-                event_time = _iso_utc(when) if when.__class__ is str and when else None
-                if event_time is None:
-                    return Skip("missing_fields", f"eventTime {when!r}")
-                if len(self._times) > 100_000:
-                    self._times.clear()
-                self._times[when] = event_time
-        else:
-            event_time = when
+                return Skip("missing_fields", f"eventTime {str(when)[:40]!r}")
+            if len(self._times) > 100_000:
+                self._times.clear()
+            self._times[when] = event_time
         region = raw.get("awsRegion") or ""
         account = raw.get("recipientAccountId") or principal.account
         static = plan.static  # type: ignore[union-attr]
@@ -559,15 +557,37 @@ def _unwrap_request(params: dict) -> Any:
     return params
 
 
+#: Event times are accepted from CloudTrail's launch (November 2013) to one day past now (clock skew).
+_EARLIEST_EVENT_TIME = "2013-11-01T00:00:00Z"
+_latest_event_time = ""
+
+
 def _iso_utc(text: str) -> str | None:
-    """Any ISO-8601 time -> ``YYYY-MM-DDTHH:MM:SSZ`` (UTC); None when unparseable."""
+    """An event time (ISO 8601, e.g. CloudTrail's ``2024-08-01T10:00:00Z`` or OTRF's ``@timestamp``
+    ``2020-09-08T21:45:03.000Z``; no offset means UTC) -> ``YYYY-MM-DDTHH:MM:SSZ`` in UTC. None when it is not
+    a real timestamp (``9999-99-99T99:99:99Z``, ``<!channel>123456789Z``) or lies outside [CloudTrail's launch,
+    now + 1 day]: such a time would be stored and become a principal's last use."""
+    global _latest_event_time
     try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+        dt = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
     except ValueError:
         return None
-    if dt.tzinfo is not None:
-        dt = dt.astimezone(UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if (len(text) == 20 and text[4] == "-" and text[7] == "-" and text[10] == "T" and text[13] == ":"
+            and text[16] == ":" and text[19] == "Z"):
+        out = text  # already canonical (CloudTrail's own form): no reformatting
+    else:
+        if dt.tzinfo is not None:
+            dt = dt.astimezone(UTC)
+        if not 1000 <= dt.year <= 9999:
+            return None
+        out = dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if out < _EARLIEST_EVENT_TIME:
+        return None
+    if out > _latest_event_time:
+        _latest_event_time = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if out > _latest_event_time:
+            return None
+    return out
 
 
 def _has_issuer(ident: dict) -> bool:
