@@ -13,6 +13,7 @@ import pytest
 from bot.ingest import ingest
 from bot.store.db import open_db
 from bot.store.usage import UsageIndex
+from bot.trail.reader import Limits
 
 ACCT = "111122223333"
 ROLE_ARN = f"arn:aws:iam::{ACCT}:role/app"
@@ -48,15 +49,18 @@ def delivery(events: list[dict]) -> bytes:
     return gzip.compress(orjson.dumps({"Records": events}))
 
 
-def make_tree(root: Path) -> None:
+def make_tree(root: Path, *, bad: bool = True) -> None:
+    """Two delivery files and a JSON-lines file (one good event, one broken line, one non-event); with ``bad``
+    also a truncated gzip and a file that is not JSON (objects that cannot be used at all)."""
     (root / "a").mkdir(parents=True)
     (root / "a" / "one.json.gz").write_bytes(delivery([event(i) for i in range(5)]))
     (root / "a" / "two.json.gz").write_bytes(delivery(
         [event(10, "PutObject", day="2024-08-02"), event(11, "DeleteObject", error="AccessDenied")]))
     (root / "bad").mkdir()
-    (root / "bad" / "truncated.json.gz").write_bytes(delivery([event(20)] * 50)[:-30])
-    (root / "bad" / "invalid.json").write_bytes(b"{not json")
     (root / "bad" / "lines.jsonl").write_bytes(orjson.dumps(event(30)) + b"\n{broken\n" + orjson.dumps({"x": 1}))
+    if bad:
+        (root / "bad" / "truncated.json.gz").write_bytes(delivery([event(20)] * 50)[:-30])
+        (root / "bad" / "invalid.json").write_bytes(b"{not json")
 
 
 @pytest.fixture()
@@ -69,11 +73,14 @@ def test_local_tree_counts_and_incremental(tmp_path: Path, index: UsageIndex, wo
     make_tree(tmp_path)
     seen: list[tuple[int, int]] = []
     report = ingest(str(tmp_path), index, workers=workers, progress=lambda d, t: seen.append((d, t)))
-    assert (report.files_seen, report.files_read, report.files_already_ingested) == (5, 5, 0)
+    assert (report.files_seen, report.files_read, report.files_already_ingested) == (5, 3, 0)
     assert report.usage_events == 7 and report.denied == 1 and report.principals == 1
-    assert report.skipped["truncated_gzip"] == 1 and report.skipped["invalid_json"] == 2
-    assert report.skipped["missing_fields"] + report.skipped["not_an_event"] >= 1  # the {"x": 1} line
-    assert report.errors == {}
+    assert report.skipped == {"invalid_json": 1, "not_an_event": 1}  # the two bad lines of lines.jsonl
+    bad = tmp_path / "bad"
+    assert {k: v.split(":")[0] for k, v in report.errors.items()} == {
+        str(bad / "truncated.json.gz"): "truncated_gzip", str(bad / "invalid.json"): "invalid_json"}
+    assert report.error_reasons == {"truncated_gzip": 1, "invalid_json": 1} and report.unreadable == {}
+    assert [e[0] for e in index.ingest_errors()] == sorted(report.errors)
     assert seen[0] == (0, 5) and seen[-1] == (5, 5)
     rows = {(r.action, r.resource): r.count for r in index.usage(ROLE_ARN)}
     assert rows[("s3:GetObject", "arn:aws:s3:::data/reports/a.csv")] == 6
@@ -81,8 +88,8 @@ def test_local_tree_counts_and_incremental(tmp_path: Path, index: UsageIndex, wo
     assert [d.action for d in index.denials(ROLE_ARN)] == ["s3:DeleteObject"]
     fingerprint = index.usage_fingerprint(ROLE_ARN)
 
-    again = ingest(str(tmp_path), index, workers=workers)
-    assert (again.files_read, again.files_already_ingested, again.events) == (0, 5, 0)
+    again = ingest(str(tmp_path), index, workers=workers)  # the two unusable objects are tried again
+    assert (again.files_read, again.files_already_ingested, again.events, len(again.errors)) == (0, 3, 0, 2)
     assert index.usage_fingerprint(ROLE_ARN) == fingerprint
 
     # a changed object is read again and replaces its old contribution (no double counting)
@@ -139,20 +146,20 @@ def test_s3_org_trail_then_nothing_new(moto_endpoint: str, index: UsageIndex, wo
 
 def test_unreadable_object_reported_and_retried(index: UsageIndex, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    make_tree(tmp_path)
-    from bot.trail import sources
+    make_tree(tmp_path, bad=False)
+    import bot.ingest
 
-    real_read = sources.LogObject.read
+    real_open = bot.ingest.open_regular_file
 
-    def flaky(self: sources.LogObject) -> bytes:
-        if self.key.endswith("two.json.gz"):
+    def flaky(path: str):  # noqa: ANN202
+        if path.endswith("two.json.gz"):
             raise PermissionError(13, "Permission denied")
-        return real_read(self)
+        return real_open(path)
 
     with monkeypatch.context() as patch:
-        patch.setattr(sources.LogObject, "read", flaky)
+        patch.setattr(bot.ingest, "open_regular_file", flaky)
         report = ingest(str(tmp_path), index, workers=1)
-    assert list(report.errors) == [str(tmp_path / "a" / "two.json.gz")]
+    assert report.errors == {str(tmp_path / "a" / "two.json.gz"): "read_error: PermissionError: Permission denied"}
     assert [e[0] for e in index.ingest_errors()] == [str(tmp_path / "a" / "two.json.gz")]
     retry = ingest(str(tmp_path), index, workers=1)
     assert (retry.files_read, retry.errors) == (1, {})
@@ -174,5 +181,105 @@ def test_pool_in_a_threaded_process_uses_a_safe_start_method(tmp_path: Path, ind
     finally:
         stop.set()
         other.join()
-    assert (report.files_read, report.usage_events, report.denied, report.workers) == (5, 7, 1, 2)
+    assert (report.files_read, report.usage_events, report.denied, report.workers) == (3, 7, 1, 2)
     assert [(r.action, r.count) for r in index.usage(ROLE_ARN)] == [("s3:GetObject", 6), ("s3:PutObject", 1)]
+
+
+def _stray_entries(root: Path) -> dict[str, str]:
+    """Entries with log names that are not regular files, and the reason each must be reported with."""
+    root.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(root / "pipe.json")
+    os.symlink(root / "loop.json", root / "loop.json")
+    os.symlink(root / "gone.json.gz", root / "dangling.json.gz")
+    os.symlink("/dev/zero", root / "zero.json")
+    return {"pipe.json": "not_a_regular_file", "loop.json": "symlink_loop", "dangling.json.gz": "dangling_symlink",
+            "zero.json": "not_a_regular_file"}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_entries_that_are_not_files_are_counted_and_the_good_files_ingested(tmp_path: Path, index: UsageIndex,
+                                                                          workers: int) -> None:
+    make_tree(tmp_path, bad=False)
+    expected = _stray_entries(tmp_path / "stray")
+    account_dir = tmp_path / "AWSLogs" / ACCT / "CloudTrail" / "us-east-1"
+    account_dir.mkdir(parents=True)
+    os.mkfifo(account_dir / "pipe.json.gz")
+    report = ingest(str(tmp_path), index, workers=workers)
+    assert (report.files_seen, report.files_read, report.usage_events, report.denied) == (8, 3, 7, 1)
+    assert report.errors == {}
+    got = {Path(k).name: v.split(":")[0] for k, v in report.unreadable.items()}
+    assert got == {**expected, "pipe.json.gz": "not_a_regular_file"}
+    assert report.unreadable_reasons == {"not_a_regular_file": 3, "symlink_loop": 1, "dangling_symlink": 1}
+    assert [(r.action, r.count) for r in index.usage(ROLE_ARN)] == [("s3:GetObject", 6), ("s3:PutObject", 1)]
+    assert len(index.ingest_errors(kind="entry")) == 5 and index.ingest_errors() == []
+    # only the entry whose path names the account makes that account's data incomplete
+    assert [Path(k).name for k, _ in index.unread_logs(ACCT)] == ["pipe.json.gz"]
+    assert index.unread_logs("999999999999") == []
+
+    # gone: forgotten on the next run; a FIFO replaced by a real log file: read
+    (account_dir / "pipe.json.gz").unlink()
+    (account_dir / "pipe.json.gz").write_bytes(delivery([event(50)]))
+    for name in expected:
+        os.unlink(tmp_path / "stray" / name)
+    again = ingest(str(tmp_path), index, workers=workers)
+    assert (again.files_read, again.unreadable, again.errors) == (1, {}, {})
+    assert index.unread_logs() == [] and index.ingest_errors(kind="entry") == []
+
+
+def test_hostile_objects_are_skipped_with_a_reason_and_the_run_goes_on(tmp_path: Path, index: UsageIndex) -> None:
+    import zlib
+
+    make_tree(tmp_path, bad=False)
+    hostile = tmp_path / "hostile"
+    hostile.mkdir()
+    comp = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    bomb = gzip.compress(b'{"Records": [') + comp.compress(b" " * (64 << 20)) + comp.flush()
+    (hostile / "bomb.json.gz").write_bytes(bomb)
+    (hostile / "big.json.gz").write_bytes(delivery([event(i, key=f"k/{i}") for i in range(3000)]))
+    (hostile / "huge.json").write_bytes(b" " * (2 << 20) + b"[]")
+    (hostile / "many.json").write_bytes(orjson.dumps({"Records": [event(i) for i in range(30)]}))
+    (hostile / "cut.json.gz").write_bytes(delivery([event(i) for i in range(30)])[:-30])
+    (hostile / "noise.json").write_bytes(bytes((i * 7919 + 13) % 256 for i in range(4000)))
+    (hostile / "policy.json").write_bytes(orjson.dumps({"Version": "2012-10-17", "Statement": []}))
+    limits = Limits(max_records=20, max_bytes=1 << 20, ratio_after=256 << 10)
+    assert len(bomb) < limits.max_bytes and (hostile / "big.json.gz").stat().st_size < limits.max_bytes
+    report = ingest(str(tmp_path), index, workers=1, limits=limits)
+    assert {Path(k).name: v.split(":")[0] for k, v in report.errors.items()} == {
+        "bomb.json.gz": "compression_ratio", "big.json.gz": "too_large", "huge.json": "too_large",
+        "many.json": "too_many_records", "cut.json.gz": "truncated_gzip", "noise.json": "invalid_json",
+        "policy.json": "not_cloudtrail"}
+    assert report.unreadable == {}
+    assert (report.files_read, report.usage_events, report.denied) == (3, 7, 1)
+    assert index.object_count() == 3 and len(index.ingest_errors()) == 7
+    assert [(r.action, r.count) for r in index.usage(ROLE_ARN)] == [("s3:GetObject", 6), ("s3:PutObject", 1)]
+
+
+@pytest.mark.slow
+def test_a_200_mb_delivery_file_is_streamed_with_default_limits(tmp_path: Path, index: UsageIndex) -> None:
+    """A document far above the whole-document size goes through the streaming parser and is ingested whole
+    (peak memory for this case is measured by bench/ingest_bounds.py)."""
+    record = orjson.dumps(event(1))
+    n = 200_000_000 // (len(record) + 1)
+    with open(tmp_path / "big.json", "wb") as fh:
+        fh.write(b'{"Records":[' + b",".join([record] * n) + b"]}")
+    report = ingest(str(tmp_path), index, workers=1)
+    assert (report.errors, report.files_read, report.usage_events) == ({}, 1, n)
+    assert [(r.action, r.count) for r in index.usage(ROLE_ARN)] == [("s3:GetObject", n)]
+
+
+def test_s3_objects_too_large_or_hostile_are_errors_and_large_ones_streamed(moto_endpoint: str, index: UsageIndex,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import bot.ingest
+
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    keys = _put_org_trail(s3, "hostile-trail")
+    prefix = keys[0].rsplit("/", 1)[0]
+    s3.put_object(Bucket="hostile-trail", Key=f"{prefix}/cut.json.gz", Body=delivery([event(1)] * 10)[:-20])
+    s3.put_object(Bucket="hostile-trail", Key=f"{prefix}/big.json", Body=b" " * (64 << 10) + b"[]")
+    # objects above FETCH_WHOLE_BYTES are not fetched whole but streamed in this process
+    monkeypatch.setattr(bot.ingest, "FETCH_WHOLE_BYTES", 100)
+    report = ingest("s3://hostile-trail", index, s3_client=s3, workers=2, limits=Limits(max_bytes=32 << 10))
+    assert {k.rsplit("/", 1)[1]: v.split(":")[0] for k, v in report.errors.items()} == {
+        "cut.json.gz": "truncated_gzip", "big.json": "too_large"}
+    assert (report.files_read, report.usage_events) == (2, 5)
+    assert [e[0].rsplit("/", 1)[1] for e in index.ingest_errors()] == ["big.json", "cut.json.gz"]

@@ -20,7 +20,6 @@ unused for the whole window is reported, never emptied: apply refuses empty poli
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -46,8 +45,6 @@ from bot.store import scans as sc
 from bot.store.proposals import Proposal
 from bot.store.usage import UsageRow
 from bot.util.clock import iso, parse_iso
-
-_ACCOUNT_IN_KEY = re.compile(r"(?<!\d)(\d{12})(?!\d)")
 
 
 @dataclass
@@ -197,7 +194,7 @@ def tightening(current: EffectivePermissions, proposed: EffectivePermissions) ->
 
 def usage_incomplete(ctx: JobContext, snapshot: RoleSnapshot, since: str) -> str | None:
     """Why the usage data cannot be trusted for this role's window, or None when it can."""
-    errors = [key for key, _, _ in ctx.usage.ingest_errors() if _may_hold_account(key, snapshot.account)]
+    errors = [key for key, _ in ctx.usage.unread_logs(snapshot.account)]
     if errors:
         return (f"{len(errors)} CloudTrail object(s) could not be read (e.g. {errors[0]}); usage would be "
                 "undercounted, so nothing is proposed until they are ingested")
@@ -211,12 +208,6 @@ def usage_incomplete(ctx: JobContext, snapshot: RoleSnapshot, since: str) -> str
         return ("no successful call in the window: the role looks unused; Tighten does not propose an empty "
                 "policy (review or delete the role instead)")
     return None
-
-
-def _may_hold_account(key: str, account: str) -> bool:
-    """Object keys name their account (``AWSLogs/<account>/``); keys naming none are assumed to match."""
-    found = _ACCOUNT_IN_KEY.findall(key)
-    return not found or account in found
 
 
 def _generate(ctx: JobContext, snapshot: RoleSnapshot, rows: list[UsageRow], allowlist: list[Any],

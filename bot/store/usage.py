@@ -14,8 +14,10 @@ Tables (created by :func:`ensure_schema`):
 ``denials``
     Every denied call (one row per action it needed) for the post-apply watch.
 ``ingest_errors``
-    Objects that could not be read at all (e.g. an S3 error); cleared when the object is read successfully.
-    Callers that must fail closed (the scan pipeline) check :meth:`UsageIndex.ingest_errors`.
+    What could not be ingested, by ``kind``: ``object``, a log object that could not be used (an S3 error, a
+    truncated or hostile file), cleared when the object is read successfully; ``entry``, a directory entry
+    that is not a regular file (a FIFO, a device, a broken symlink), cleared when it is gone or becomes a
+    readable file. Callers that must fail closed (the scan pipeline) check :meth:`UsageIndex.unread_logs`.
 
 How duplicates are avoided: every row carries the ``object_id`` of the object it came from. When an object is
 seen again with a different size or ETag, all of its old rows are deleted and its new contribution inserted in
@@ -29,6 +31,7 @@ timestamp (only its date is used).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -95,13 +98,23 @@ CREATE INDEX IF NOT EXISTS denials_object ON denials (object_id);
 CREATE TABLE IF NOT EXISTS ingest_errors (
     key TEXT PRIMARY KEY,
     error TEXT NOT NULL,
-    at TEXT NOT NULL
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'object'
 );
 """
+
+#: Kinds of ``ingest_errors``: a log object that could not be used; a directory entry that is not a file.
+OBJECT = "object"
+ENTRY = "entry"
+#: An AWS account id in an object key or path (``AWSLogs/<account>/``, ``<account>_CloudTrail_...``).
+_ACCOUNT_IN_KEY = re.compile(r"(?<!\d)(\d{12})(?!\d)")
 
 
 def ensure_schema(db: sqlite_utils.Database) -> None:
     db.conn.executescript(_SCHEMA)
+    columns = {row[1] for row in db.conn.execute("PRAGMA table_info(ingest_errors)")}
+    if "kind" not in columns:  # a store from before entries were told apart
+        db.conn.execute(f"ALTER TABLE ingest_errors ADD COLUMN kind TEXT NOT NULL DEFAULT '{OBJECT}'")
 
 
 #: SQLite page cache for the connection (KiB, negative = size): ingest batches touch two indexes per row;
@@ -280,17 +293,35 @@ class UsageIndex:
         """How many log objects have been ingested (0: no data at all, so nothing can be proposed)."""
         return int(self.db.conn.execute("SELECT COUNT(*) FROM ingested_objects").fetchone()[0])
 
-    def record_error(self, key: str, error: str) -> None:
-        """Remember that ``key`` could not be read (it stays un-ingested and is retried next time)."""
+    def record_error(self, key: str, error: str, *, kind: str = OBJECT) -> None:
+        """Remember that ``key`` could not be ingested (it stays un-ingested and is retried next time)."""
         self.db.conn.execute(
-            "INSERT INTO ingest_errors (key, error, at) VALUES (?, ?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET error = excluded.error, at = excluded.at",
-            [key, error[:500], iso(self.clock())],
+            "INSERT INTO ingest_errors (key, error, at, kind) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET error = excluded.error, at = excluded.at, kind = excluded.kind",
+            [key, error[:500], iso(self.clock()), kind],
         )
 
-    def ingest_errors(self) -> list[tuple[str, str, str]]:
-        """Objects that failed to read and have not been read successfully since: (key, error, at)."""
-        return [tuple(r) for r in self.db.conn.execute("SELECT key, error, at FROM ingest_errors ORDER BY key")]
+    def clear_error(self, key: str) -> None:
+        self.db.conn.execute("DELETE FROM ingest_errors WHERE key = ?", [key])
+
+    def ingest_errors(self, kind: str = OBJECT) -> list[tuple[str, str, str]]:
+        """What failed to ingest and has not been read successfully since, of one kind: (key, error, at)."""
+        return [tuple(r) for r in self.db.conn.execute(
+            "SELECT key, error, at FROM ingest_errors WHERE kind = ? ORDER BY key", [kind])]
+
+    def unread_logs(self, account: str | None = None) -> list[tuple[str, str]]:
+        """(key, error) of everything not ingested that makes ``account``'s usage incomplete: log objects that
+        may hold its calls (a key naming no account may hold any account's), and unreadable directory entries
+        whose path names it (one naming no account blocks nothing). ``account=None``: any account."""
+        out: list[tuple[str, str]] = []
+        for key, error, kind in self.db.conn.execute("SELECT key, error, kind FROM ingest_errors ORDER BY key"):
+            named = _ACCOUNT_IN_KEY.findall(key)
+            if kind == ENTRY:
+                if named and (account is None or account in named):
+                    out.append((key, error))
+            elif not named or account is None or account in named:
+                out.append((key, error))
+        return out
 
     def skipped_totals(self) -> dict[str, int]:
         totals: Counter[str] = Counter()

@@ -1,7 +1,8 @@
 """Where CloudTrail log objects come from: a file, a local directory tree, or an S3 trail bucket.
 
 ``iter_log_objects(spec)`` lists log objects in a sorted, deterministic order without reading them;
-``LogObject.read()`` fetches the raw bytes (gzip or not, see :mod:`bot.trail.reader`).
+``LogObject.open()`` streams the raw bytes (gzip or not, see :mod:`bot.trail.reader`), ``LogObject.read()``
+returns them whole.
 
 S3 layouts understood (``<prefix>`` optional, any depth):
 
@@ -14,19 +15,39 @@ listed inside the wanted day prefixes. ``CloudTrail-Digest``/``CloudTrail-Insigh
 are not log files are skipped. A prefix without an ``AWSLogs/`` layout below it is listed flat.
 
 Local files: a CloudTrail-named file (``<acct>_CloudTrail_<region>_<YYYYMMDD>T...``) is filtered by its
-name; other files cannot be dated and are always included.
+name; other files cannot be dated and are always included. Only regular files are read (a symlink to one is
+followed). A directory entry with a log name that is not one is still listed, with its ``entry_problem``
+(one of ``ENTRY_REASONS``), and opening it raises :class:`UnreadableEntry`, so it is counted, never read:
+
+* ``not_a_regular_file``: a FIFO, a device (e.g. a symlink to ``/dev/zero``) or a socket;
+* ``symlink_loop``: a symlink that resolves to itself;
+* ``dangling_symlink``: a symlink to nothing.
+
+Opening never waits: a FIFO put in place of a file after listing is refused (``O_NONBLOCK``, then ``fstat``).
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, BinaryIO
 
 LOG_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
 _SKIPPED_FOLDERS = ("CloudTrail-Digest", "CloudTrail-Insight")
+ENTRY_REASONS = ("not_a_regular_file", "symlink_loop", "dangling_symlink")
+
+
+class UnreadableEntry(Exception):
+    """A directory entry that is not a regular file; ``reason`` is one of ``ENTRY_REASONS``."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -34,14 +55,62 @@ class LogObject:
     key: str  # stable identity: absolute file path, or "s3://bucket/key"
     size: int
     etag: str  # S3 ETag; for files f"{mtime_ns}-{size}"
-    _fetch: Callable[[], bytes] | None = field(default=None, compare=False, repr=False)
+    _open: Callable[[], BinaryIO] | None = field(default=None, compare=False, repr=False)
+    entry_problem: tuple[str, str] | None = None  # (reason, detail) for a local entry that is not a regular file
+
+    def open(self) -> BinaryIO:
+        """A binary stream of the raw bytes (gzip or not). Raises :class:`UnreadableEntry` for an entry that is
+        not a regular file, ``OSError`` (or the S3 client's error) when it cannot be read."""
+        if self.entry_problem is not None:
+            raise UnreadableEntry(*self.entry_problem)
+        if self._open is not None:
+            return self._open()
+        return open_regular_file(self.key)
 
     def read(self) -> bytes:
-        """The raw bytes of the object (gzip or not)."""
-        if self._fetch is not None:
-            return self._fetch()
-        with open(self.key, "rb") as fh:
+        """The raw bytes of the object, whole."""
+        with self.open() as fh:
             return fh.read()
+
+
+def open_regular_file(path: str) -> BinaryIO:
+    """Open ``path`` for reading only if it is a regular file (symlinks followed); never blocks on a FIFO."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        problem = _stat_problem(path, exc)
+        if problem is None:
+            raise
+        raise UnreadableEntry(*problem) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise UnreadableEntry("not_a_regular_file", _file_kind(mode))
+        return os.fdopen(fd, "rb", buffering=0)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return kind
+    return f"not a regular file (mode {mode:o})"
+
+
+def _stat_problem(path: str, exc: OSError) -> tuple[str, str] | None:
+    """The entry problem an ``OSError`` from stat/open means, or None when it is an ordinary read error."""
+    if exc.errno == errno.ELOOP:
+        return ("symlink_loop", "too many levels of symbolic links")
+    if exc.errno == errno.ENOENT and os.path.islink(path):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        return ("dangling_symlink", f"points to {target}, which does not exist")
+    return None
 
 
 def is_log_name(name: str) -> bool:
@@ -70,11 +139,13 @@ def iter_log_objects(
         yield from _S3Lister(s3_client, bucket, filt).objects(prefix)
         return
     path = os.path.abspath(spec)
-    if os.path.isfile(path):
-        yield _file_object(path)
-        return
     if not os.path.isdir(path):
-        raise FileNotFoundError(f"CloudTrail source not found: {spec}")
+        if not os.path.lexists(path):
+            raise FileNotFoundError(f"CloudTrail source not found: {spec}")
+        entry = _file_object(path)
+        if entry is not None:
+            yield entry
+        return
     found: list[str] = []
     for root, dirs, files in os.walk(path):
         dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_FOLDERS)
@@ -82,11 +153,24 @@ def iter_log_objects(
             if is_log_name(name) and filt.file_name_ok(name):
                 found.append(os.path.join(root, name))
     for full in sorted(found):
-        yield _file_object(full)
+        entry = _file_object(full)
+        if entry is not None:
+            yield entry
 
 
-def _file_object(path: str) -> LogObject:
-    st = os.stat(path)
+def _file_object(path: str) -> LogObject | None:
+    """The listing of one local entry (None when it vanished meanwhile)."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        problem = _stat_problem(path, exc)
+        if problem is None:
+            if exc.errno == errno.ENOENT:
+                return None
+            return LogObject(key=path, size=0, etag="")  # e.g. a permission problem: reading it reports it
+        return LogObject(key=path, size=0, etag="", entry_problem=problem)
+    if not stat.S_ISREG(st.st_mode):
+        return LogObject(key=path, size=0, etag="", entry_problem=("not_a_regular_file", _file_kind(st.st_mode)))
     return LogObject(key=path, size=st.st_size, etag=f"{st.st_mtime_ns}-{st.st_size}")
 
 
@@ -161,16 +245,16 @@ class _S3Lister:
                 key=f"s3://{self._bucket}/{key}",
                 size=int(item.get("Size", 0)),
                 etag=str(item.get("ETag", "")).strip('"'),
-                _fetch=self._fetcher(key),
+                _open=self._opener(key),
             )
 
-    def _fetcher(self, key: str) -> Callable[[], bytes]:
+    def _opener(self, key: str) -> Callable[[], BinaryIO]:
         client, bucket = self._client, self._bucket
 
-        def fetch() -> bytes:
-            return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        def open_body() -> BinaryIO:
+            return client.get_object(Bucket=bucket, Key=key)["Body"]  # type: ignore[no-any-return]
 
-        return fetch
+        return open_body
 
     # -- layout walk -------------------------------------------------------------------------
     def objects(self, prefix: str) -> Iterator[LogObject]:

@@ -87,6 +87,18 @@ def test_scan_fails_closed_on_ingest_errors(env: Env) -> None:
     assert outcome.proposal is not None and outcome.proposal.stats["removed"] > 0
 
 
+def test_scan_is_blocked_only_by_unreadable_entries_naming_its_account(env: Env) -> None:
+    arn = env.role("reporting", policy("s3:*"))
+    env.use(arn, "s3:ListAllMyBuckets")
+    env.ctx.usage.record_error("/logs/pipe.json", "not_a_regular_file: a FIFO", kind="entry")
+    assert run_scan(env.ctx, ACCOUNT, arn, requested_by=None).result == sc.PROPOSED
+    env.ctx.db.conn.execute("DELETE FROM proposals")
+    env.ctx.usage.record_error(f"/logs/AWSLogs/{ACCOUNT}/CloudTrail/pipe.json", "not_a_regular_file: a FIFO",
+                               kind="entry")
+    outcome = run_scan(env.ctx, ACCOUNT, arn, requested_by=None)
+    assert outcome.result == sc.INCOMPLETE and "pipe.json" in outcome.message
+
+
 def test_unused_role_is_not_emptied(env: Env) -> None:
     arn = env.role("idle", policy("s3:*"))
     env.use(env.role("other", policy("s3:ListAllMyBuckets")), "s3:ListAllMyBuckets")

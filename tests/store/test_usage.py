@@ -127,6 +127,38 @@ def test_ingest_errors_cleared_on_success(index: UsageIndex) -> None:
     assert index.ingest_errors() == []
 
 
+@pytest.mark.parametrize(("account", "expected"), [
+    ("111122223333", ["/logs/AWSLogs/111122223333/x/pipe.json", "/logs/junk.json",
+                      "s3://t/AWSLogs/111122223333/CloudTrail/a.json.gz"]),
+    ("444455556666", ["/logs/junk.json"]),
+    (None, ["/logs/AWSLogs/111122223333/x/pipe.json", "/logs/junk.json",
+            "s3://t/AWSLogs/111122223333/CloudTrail/a.json.gz", "s3://t/AWSLogs/777788889999/b.json.gz"]),
+])
+def test_unread_logs_per_account(index: UsageIndex, account: str | None, expected: list[str]) -> None:
+    index.record_error("s3://t/AWSLogs/111122223333/CloudTrail/a.json.gz", "truncated_gzip: x")
+    index.record_error("s3://t/AWSLogs/777788889999/b.json.gz", "read_error: x")
+    index.record_error("/logs/junk.json", "invalid_json: x")  # names no account: may hold any
+    index.record_error("/logs/pipe.json", "not_a_regular_file: a FIFO", kind="entry")  # blocks nobody
+    index.record_error("/logs/AWSLogs/111122223333/x/pipe.json", "not_a_regular_file: a FIFO", kind="entry")
+    assert [k for k, _ in index.unread_logs(account)] == expected
+    assert [e[0] for e in index.ingest_errors(kind="entry")] == ["/logs/AWSLogs/111122223333/x/pipe.json",
+                                                                 "/logs/pipe.json"]
+
+
+def test_a_store_from_before_error_kinds_gets_the_column(tmp_path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE ingest_errors (key TEXT PRIMARY KEY, error TEXT NOT NULL, at TEXT NOT NULL)")
+    conn.execute("INSERT INTO ingest_errors VALUES ('s3://b/k', 'Throttling', '2024-08-01T00:00:00Z')")
+    conn.commit()
+    conn.close()
+    index = UsageIndex(open_db(str(path)))
+    assert index.ingest_errors() == [("s3://b/k", "Throttling", "2024-08-01T00:00:00Z")]
+    assert index.unread_logs("111122223333") == [("s3://b/k", "Throttling")]
+
+
 def test_persists_across_reopen(tmp_path) -> None:
     path = tmp_path / "t.db"
     UsageIndex(open_db(path)).record_objects([obj("a", [rec("2024-08-01T10:00:00Z")])])

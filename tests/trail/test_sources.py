@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from bot.trail.reader import iter_raw_records
-from bot.trail.sources import iter_log_objects
+from bot.trail.sources import UnreadableEntry, iter_log_objects, open_regular_file
 
 ORG = "o-abcdef1234"
 
@@ -119,3 +119,49 @@ def test_s3_flat_prefix_without_awslogs(s3) -> None:  # noqa: ANN001
     s3.put_object(Bucket="trail", Key="exports/skip.csv", Body=b"x")
     assert [o.key for o in iter_log_objects("s3://trail/exports", s3_client=s3)] == [
         "s3://trail/exports/a.json.gz", "s3://trail/exports/b.jsonl"]
+
+
+def test_entries_that_are_not_regular_files_are_listed_with_their_problem(tmp_path: Path) -> None:
+    good = tmp_path / "good.json.gz"
+    good.write_bytes(_delivery())
+    os.mkfifo(tmp_path / "pipe.json")
+    os.symlink(tmp_path / "loop.json", tmp_path / "loop.json")
+    os.symlink(tmp_path / "gone.json.gz", tmp_path / "dangling.json.gz")
+    os.symlink("/dev/zero", tmp_path / "zero.json")
+    os.symlink(good, tmp_path / "alias.json.gz")  # a symlink to a regular file is followed
+    listed = {Path(o.key).name: o for o in iter_log_objects(str(tmp_path))}
+    assert {name: o.entry_problem and o.entry_problem[0] for name, o in listed.items()} == {
+        "alias.json.gz": None, "good.json.gz": None, "pipe.json": "not_a_regular_file",
+        "loop.json": "symlink_loop", "dangling.json.gz": "dangling_symlink", "zero.json": "not_a_regular_file"}
+    assert listed["zero.json"].entry_problem == ("not_a_regular_file", "a character device")
+    assert listed["pipe.json"].entry_problem == ("not_a_regular_file", "a FIFO")
+    assert "gone.json.gz" in listed["dangling.json.gz"].entry_problem[1]
+    assert listed["alias.json.gz"].read() == good.read_bytes()
+    for name in ("pipe.json", "loop.json", "dangling.json.gz", "zero.json"):
+        with pytest.raises(UnreadableEntry) as err:
+            listed[name].open()
+        assert err.value.reason == listed[name].entry_problem[0]
+
+
+def test_opening_never_waits_on_a_fifo_swapped_in_after_listing(tmp_path: Path) -> None:
+    path = tmp_path / "x.json"
+    path.write_bytes(b"{}")
+    (obj,) = iter_log_objects(str(tmp_path))
+    path.unlink()
+    os.mkfifo(path)  # no writer: a blocking open would wait forever
+    with pytest.raises(UnreadableEntry) as err:
+        obj.open()
+    assert (err.value.reason, err.value.detail) == ("not_a_regular_file", "a FIFO")
+    with pytest.raises(UnreadableEntry):
+        open_regular_file("/dev/zero")
+
+
+def test_a_source_that_is_itself_not_a_regular_file(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    (obj,) = iter_log_objects(str(tmp_path / "pipe"))
+    assert obj.entry_problem == ("not_a_regular_file", "a FIFO")
+    (zero,) = iter_log_objects("/dev/zero")
+    assert zero.entry_problem == ("not_a_regular_file", "a character device")
+    os.symlink(tmp_path / "nowhere", tmp_path / "dangling")
+    (dangling,) = iter_log_objects(str(tmp_path / "dangling"))
+    assert dangling.entry_problem is not None and dangling.entry_problem[0] == "dangling_symlink"
