@@ -1,8 +1,8 @@
 """``tighten ingest --cloudtrail PATH_OR_S3_URL [--db FILE] [--since DATE] [--until DATE]``.
 
 Reads every new or changed CloudTrail object into the usage index, with a progress bar on stderr and a
-summary (files, events, principals, skipped by reason) at the end. Exit 0; 1 when some object could not be
-read (it is retried next run); 2 for a missing source or bad arguments.
+summary (files, events, principals, skipped records, errors and unreadable entries by reason) at the end.
+Exit codes: see ``EXIT_CODES_HELP``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,17 @@ from bot.store.usage import UsageIndex
 
 EXIT_READ_ERRORS = 1
 EXIT_BAD_INPUT = 2
+EXIT_UNREADABLE_ENTRIES = 3
+
+EXIT_CODES_HELP = """exit codes:
+  0  every log object listed was read
+  1  finished, but some log objects could not be used (unreadable, truncated gzip, not CloudTrail, or past a
+     size/ratio/record limit): nothing of them is in the index, they are listed with their reason, retried on
+     the next run, and scans of the accounts they may hold are refused until then
+  2  bad arguments, or the source does not exist
+  3  finished and every log object was read, but some directory entries with log names are not regular files
+     (FIFO, device, symlink loop, dangling symlink): skipped and listed; they make incomplete only an account
+     their path names"""
 
 
 def iso_date(text: str) -> date:
@@ -46,6 +57,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "ingest", help="read new CloudTrail logs into the usage index",
         description="Read every new or changed CloudTrail object into the usage index (objects already "
                     "ingested are not read again). --since/--until select which log objects are listed.",
+        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_source_arguments(parser, required=True)
     parser.add_argument("--db", default=DEFAULT_DB, metavar="FILE", help=f"the index (default {DEFAULT_DB})")
@@ -85,4 +97,10 @@ def run(args: argparse.Namespace) -> int:
     for line in report.summary_lines():
         print(line)
     print(f"index: {args.db} ({len(index.principals())} principals in total)")
-    return EXIT_READ_ERRORS if report.errors else 0
+    return exit_code(report)
+
+
+def exit_code(report: IngestReport) -> int:
+    if report.errors:
+        return EXIT_READ_ERRORS
+    return EXIT_UNREADABLE_ENTRIES if report.unreadable else 0
