@@ -560,6 +560,9 @@ def _unwrap_request(params: dict) -> Any:
 #: Event times are accepted from CloudTrail's launch (November 2013) to one day past now (clock skew).
 _EARLIEST_EVENT_TIME = "2013-11-01T00:00:00Z"
 _latest_event_time = ""
+_SECONDS = frozenset(f"{s:02d}" for s in range(60))
+#: Minutes (``YYYY-MM-DDTHH:MM:``) of canonical times already found valid and in range (a cache).
+_valid_minutes: set[str] = set()
 
 
 def _iso_utc(text: str) -> str | None:
@@ -568,14 +571,21 @@ def _iso_utc(text: str) -> str | None:
     a real timestamp (``9999-99-99T99:99:99Z``, ``<!channel>123456789Z``) or lies outside [CloudTrail's launch,
     now + 1 day]: such a time would be stored and become a principal's last use."""
     global _latest_event_time
-    try:
-        dt = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-    except ValueError:
-        return None
-    if (len(text) == 20 and text[4] == "-" and text[7] == "-" and text[10] == "T" and text[13] == ":"
-            and text[16] == ":" and text[19] == "Z"):
-        out = text  # already canonical (CloudTrail's own form): no reformatting
+    canonical = len(text) == 20 and text[19] == "Z" and text[17:19] in _SECONDS
+    if canonical and text[:17] in _valid_minutes:
+        return text
+    if (canonical and text[10] == "T" and text[4] == "-" and text[7] == "-" and text[13] == ":"
+            and text[16] == ":"):
+        try:
+            datetime.fromisoformat(text[:19])  # checks the digits and the calendar
+        except ValueError:
+            return None
+        out = text  # already CloudTrail's own form
     else:
+        try:
+            dt = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+        except ValueError:
+            return None
         if dt.tzinfo is not None:
             dt = dt.astimezone(UTC)
         if not 1000 <= dt.year <= 9999:
@@ -587,6 +597,10 @@ def _iso_utc(text: str) -> str | None:
         _latest_event_time = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
         if out > _latest_event_time:
             return None
+    if out is text:
+        if len(_valid_minutes) > 100_000:
+            _valid_minutes.clear()
+        _valid_minutes.add(text[:17])
     return out
 
 

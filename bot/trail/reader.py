@@ -195,7 +195,7 @@ def iter_raw_records(source: bytes | Readable, name: str, limits: Limits = DEFAU
     head = parts[0] if len(parts) == 1 else b"".join(parts)
     del parts
     if inflater.finished and _fits_in_memory(head, limits):
-        yield from _counted(_whole_document(head, name), limits, streamed=False)
+        yield from _whole_document(head, name, limits)
     else:
         yield from _counted(_streamed_document(head, inflater, name, limits), limits, streamed=True)
 
@@ -243,29 +243,36 @@ def _counted(items: Iterable[dict | Skip], limits: Limits, *, streamed: bool) ->
         raise Unreadable("not_cloudtrail", f"{records:,} value(s), none of them a CloudTrail event")
 
 
-def _whole_document(data: bytes, name: str) -> Iterator[dict | Skip]:
+def _whole_document(data: bytes, name: str, limits: Limits) -> Iterator[dict | Skip]:
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError:
         if _looks_like_json_lines(data):
-            yield from _line_records(data.split(b"\n"), name)
+            yield from _counted(_line_records(data.split(b"\n"), name), limits, streamed=False)
         elif data.strip():
             raise Unreadable("invalid_json", "neither JSON nor JSON lines") from None
         else:
             raise Unreadable("not_cloudtrail", "empty") from None
         return
-    if doc.__class__ is dict:
-        records = doc.get("Records")
-        if records.__class__ is list:
-            for rec in records:
-                yield rec if rec.__class__ is dict and _is_event(rec) else _element(rec)
-            return
-        yield _element(doc)
-    elif doc.__class__ is list:
-        for rec in doc:
-            yield rec if rec.__class__ is dict and _is_event(rec) else _element(rec)
-    else:
-        yield _element(doc)
+    records = doc.get("Records") if doc.__class__ is dict else doc
+    if records.__class__ is not list:
+        yield from _counted([_element(doc)], limits, streamed=False)
+        return
+    # the hot path of every delivery file: one loop, no per-record generator layers
+    if len(records) > limits.max_records:
+        raise Unreadable("too_many_records", f"{len(records):,} records, more than {limits.max_records:,}")
+    events = 0
+    for rec in records:
+        if rec.__class__ is dict and ("eventName" in rec or _is_event(rec)):
+            events += 1
+            yield rec
+        else:
+            item = _element(rec)
+            if item.__class__ is dict:
+                events += 1
+            yield item
+    if records and not events:
+        raise Unreadable("not_cloudtrail", f"{len(records):,} value(s), none of them a CloudTrail event")
 
 
 def _looks_like_json_lines(data: bytes) -> bool:

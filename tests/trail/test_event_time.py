@@ -71,3 +71,12 @@ def test_a_bad_time_is_not_cached_as_good(normalizer: Normalizer) -> None:
     for _ in range(2):
         assert isinstance(normalizer.normalize(dict(BASE, eventTime=bad)), Skip)
     assert isinstance(normalizer.normalize(dict(BASE, eventTime="2024-08-01T10:00:00Z")), CallRecord)
+
+
+def test_a_valid_minute_does_not_vouch_for_bad_seconds(normalizer: Normalizer) -> None:
+    assert isinstance(normalizer.normalize(dict(BASE, eventTime="2024-08-01T10:07:00Z")), CallRecord)
+    for bad in ("2024-08-01T10:07:61Z", "2024-08-01T10:07:6xZ", "2024-08-01T10:07:00z", "2024-08-01T10:07:0Z",
+                "2024-08-01T10:07:00ZZ"):
+        result = normalizer.normalize(dict(BASE, eventTime=bad))
+        assert isinstance(result, Skip), bad
+    assert normalizer.normalize(dict(BASE, eventTime="2024-08-01T10:07:59Z")).event_time == "2024-08-01T10:07:59Z"
