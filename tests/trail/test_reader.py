@@ -175,10 +175,10 @@ def test_one_endless_record_is_refused_while_streaming() -> None:
 
 
 def test_a_document_whose_objects_would_not_fit_is_streamed() -> None:
-    empties = b"[" + b"{}," * 1_000_000 + b"{}]"  # 3 MB of JSON, ~72 MB as Python dicts
+    empties = b"[" + b"{}," * 1_500_000 + b"{}]"  # 4.5 MB of JSON, ~108 MB as Python dicts
     assert not _fits_in_memory(empties, Limits(whole_document_memory=64 << 20))
-    assert _fits_in_memory(orjson.dumps({"Records": _events(3000)}), Limits())
-    events = _events(7000)
+    assert _fits_in_memory(orjson.dumps({"Records": _events(3000)}), Limits(whole_document_memory=1))  # small
+    events = _events(27_000)
     doc = orjson.dumps({"Records": events})
-    assert len(doc) > 1 << 20
+    assert len(doc) > 4 << 20 and _fits_in_memory(doc, Limits())
     assert list(iter_raw_records(doc, "d", Limits(whole_document_memory=1))) == events
