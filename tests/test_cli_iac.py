@@ -52,7 +52,7 @@ def test_proposal_show_json_and_errors(tmp_path: Path, capsys: pytest.CaptureFix
 
 def test_generate_as_terraform(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     logs = tmp_path / "logs"
-    make_tree(logs)
+    make_tree(logs, bad=False)  # the bad objects would make the logs partial (exit 3)
     assert main(["generate", "--cloudtrail", str(logs), "--principal", ROLE_ARN]) == 0
     as_json = json.loads(capsys.readouterr().out)
     assert main(["generate", "--cloudtrail", str(logs), "--principal", ROLE_ARN, "--format", "terraform"]) == 0
