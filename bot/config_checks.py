@@ -133,7 +133,8 @@ def store_path_problem(value: str) -> str | None:
 
 
 def allowlist_problem(path: str) -> str | None:
-    from bot.policy.allowlist import AllowlistError, load_allowlist
+    from bot.policy.allowlist import AllowlistError
+    from bot.store.allowlist import load_allowlist
 
     if not Path(path).exists():
         return (f"{path} does not exist: create it (`entries: []` is an empty allowlist) or remove the "

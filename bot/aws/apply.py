@@ -1,4 +1,4 @@
-"""Apply an approved proposal to a role, exactly and reversibly; roll it back; finish after a crash.
+"""Apply an approved proposal to a role, exactly and reversibly; roll it back; finish what a crash interrupted.
 
 Order of an apply (each a journaled step, idempotent, so running it again after a crash changes nothing):
 
@@ -6,16 +6,23 @@ Order of an apply (each a journaled step, idempotent, so running it again after 
    default (deleting the oldest non-default version first when the 5-version quota is reached);
 2. ``attach`` them (old managed policies are detached first only when the 10-per-role quota forces it);
 3. ``detach`` the old managed policies (customer managed ones are kept, never deleted, with a retention date);
-4. ``delete_inline`` the old inline policies (their documents live on in the stored before-image).
+4. ``delete_inline`` the old inline policies.
 
-Before step 1 the complete before-image (``RoleSnapshot`` + the prior state of the ``tighten-*`` policies) is
-stored in the same transaction that creates the change. Rollback is declarative: it compares the role with
-the before-image and does whatever brings it back (re-put inline documents, re-attach, detach what Tighten
-attached, restore the boundary, restore or delete the ``tighten-*`` policies), then verifies.
+Before step 1 the complete before-image is stored in the same transaction that creates the change: the role's
+snapshot, the exact text of every inline policy, of every customer managed policy it holds and of the prior
+``tighten-*`` policies. Everything a step deletes or detaches is stored again right before (``change_saved``).
 
-An AWS refusal (``ClientError``) during apply rolls the role back at once (change ends ``failed``). Any other
-exception (a crash, a lost connection) leaves the change ``applying``/``rolling_back`` for
-``resume_incomplete``, which finishes the apply or the rollback.
+Each step knows the state of its target *before* and *after* it; before running a step the target is read: in
+the "after" state the step already ran (a crash between the AWS call and the journal) and is only journaled; in
+neither state, someone else changed it during the apply, which stops the apply and restores the before-image.
+So Tighten's own partial steps never count as someone else's change, and someone else's change is never
+overwritten. The final check looks only at what Tighten touched; policies someone else added meanwhile are kept
+and named in the result.
+
+A transient AWS failure (lost connection, throttling) is retried in place with backoff (``bot.aws.calls``). An
+apply that cannot finish (AWS refuses a step, the failure persists, someone changed a target) restores the
+before-image at once (change ``failed``). A crash leaves the change ``applying``/``rolling_back`` for
+:func:`resume_incomplete` (or the worker's apply/rollback item), which finishes it. Rollback: ``bot.aws.restore``.
 """
 
 from __future__ import annotations
@@ -29,7 +36,18 @@ from typing import Any
 import sqlite_utils
 from botocore.exceptions import ClientError
 
-from bot.aws.inventory import RoleSnapshot, Scope, as_document, canonical_json, get_role_snapshot
+from bot.aws.calls import (
+    Calls,
+    LeaseLost,
+    RetryPolicy,
+    Unfinished,
+    code,
+    default_owner,
+    error_text,
+    keep_policy_text,
+    same_document,
+)
+from bot.aws.inventory import RoleSnapshot, Scope, canonical_json, get_role_snapshot
 from bot.aws.limits import (
     MANAGED_POLICY_MAX_VERSIONS,
     ROLE_MAX_MANAGED_POLICIES,
@@ -43,6 +61,8 @@ from bot.util.clock import Clock, iso, utcnow
 StepHook = Callable[[Step], None]
 """Called after each apply step is journaled as done (tests inject faults here)."""
 
+BEFORE, AFTER, OTHER = "before", "after", "other"
+
 
 @dataclass
 class ChangeResult:
@@ -51,6 +71,9 @@ class ChangeResult:
     role_name: str
     message: str
     notes: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)  # someone else's changes to what Tighten touched
+    saved: list[str] = field(default_factory=list)  # what was stored before being deleted or detached
+    kept: list[str] = field(default_factory=list)  # someone else's additions, left in place
 
     @property
     def ok(self) -> bool:
@@ -60,9 +83,18 @@ class ChangeResult:
     def stale(self) -> bool:
         return self.state == cs.STALE
 
+    @property
+    def finished(self) -> bool:
+        """The change reached a state nobody needs to resume (or nothing was started)."""
+        return self.state not in cs.INCOMPLETE_STATES
+
 
 class RollbackIncomplete(RuntimeError):
     pass
+
+
+class Conflict(RuntimeError):
+    """Someone else changed a target of the change while Tighten was working on it."""
 
 
 def managed_policy_names(prefix: str, role_name: str, count: int) -> list[str]:
@@ -73,17 +105,20 @@ def start_change(db: sqlite_utils.Database, iam: Any, *, role_name: str, propose
                  expected_policy_hash: str, proposal_id: str | None, requested_by: str | None,
                  managed_policy_prefix: str = "tighten-", retention_days: int = 30, scope: Scope | None = None,
                  max_managed_policies: int = ROLE_MAX_MANAGED_POLICIES, hook: StepHook | None = None,
-                 clock: Clock = utcnow) -> ChangeResult:
+                 clock: Clock = utcnow, owner: str | None = None, retry: RetryPolicy | None = None) -> ChangeResult:
     """Store the before-image, check the stale guard, then apply ``proposed_documents`` as journaled steps.
 
     Returns a result whose ``state`` is ``applied``, ``stale`` (role changed since the proposal: nothing
-    touched), ``refused`` (out of scope / IAM limit: nothing touched) or ``failed`` (AWS refused a step; the
-    role was restored to its before-image)."""
+    touched), ``refused`` (out of scope / IAM limit: nothing touched), ``failed`` (the apply could not finish;
+    the role was restored to its before-image), ``rollback_blocked`` (could not finish, and restoring met
+    someone else's change) or ``rolling_back`` (could not finish, and the restore must be retried later)."""
     store = ChangeStore(db, clock)
+    owner = owner or default_owner()
+    keep_policy_text(iam)
     try:
         snapshot = get_role_snapshot(iam, role_name)
     except ClientError as exc:
-        return ChangeResult(None, cs.REFUSED, role_name, f"cannot read role {role_name}: {_error_text(exc)}")
+        return ChangeResult(None, cs.REFUSED, role_name, f"cannot read role {role_name}: {error_text(exc)}")
     try:
         documents = fit_documents(proposed_documents)
     except PolicyTooLarge as exc:
@@ -106,9 +141,10 @@ def start_change(db: sqlite_utils.Database, iam: Any, *, role_name: str, propose
     if exclusion:
         return _refuse(store, snapshot, prior, proposal_id, requested_by, expected_policy_hash,
                        f"role {snapshot.name} is out of scope: {exclusion}")
-    image = {"snapshot": snapshot.to_json(), "managed_policies": prior}
+    texts = _exact_texts(iam, snapshot)
+    image = {"snapshot": snapshot.to_json(), "managed_policies": prior, **(texts or {})}
     current_hash = snapshot.policy_hash()
-    if current_hash != expected_policy_hash:
+    if current_hash != expected_policy_hash or texts is None:
         reason = (f"role {snapshot.name} changed since the proposal was computed (policy hash "
                   f"{expected_policy_hash[:12]} then, {current_hash[:12]} now; it now holds "
                   f"{_describe(snapshot)}); re-scan before applying")
@@ -124,18 +160,24 @@ def start_change(db: sqlite_utils.Database, iam: Any, *, role_name: str, propose
                               before_image=image, before_policy_hash=current_hash, state=cs.APPLYING,
                               steps=steps, documents=documents, policy_names=names,
                               expected_policy_hash=expected_policy_hash, proposal_id=proposal_id,
-                              requested_by=requested_by, retention_days=retention_days)
+                              requested_by=requested_by, retention_days=retention_days, owner=owner)
     except ChangeInProgress as exc:
         return ChangeResult(None, cs.REFUSED, snapshot.name, str(exc))
-    return _run_apply(store, iam, change, hook=hook)
+    return _finish_owned(store, iam, change, owner, retry or RetryPolicy(), hook)
 
 
 def rollback_change(db: sqlite_utils.Database, iam: Any, change_id: str, *, requested_by: str | None,
-                    clock: Clock = utcnow) -> ChangeResult:
-    """Restore the role exactly to the change's before-image. Refused (result state ``refused``, the reason in
-    the message; the change keeps its state) unless the change is ``applied`` and no newer change of the same
-    role is still in effect."""
+                    force: bool = False, clock: Clock = utcnow, owner: str | None = None,
+                    retry: RetryPolicy | None = None) -> ChangeResult:
+    """Undo what the change did to the role, and only that (``bot.aws.restore``).
+
+    Refused (state ``refused``, nothing changed) unless the change is ``applied`` (or ``rollback_blocked``, with
+    ``force``), no newer change of the role is in effect, and — without ``force`` — nobody changed what the
+    change touched (the conflicts are listed in the result)."""
+    from bot.aws.restore import plan_restore, run_rollback
+
     store = ChangeStore(db, clock)
+    owner = owner or default_owner()
     change = store.get(change_id)
     if change is None:
         return ChangeResult(change_id, cs.REFUSED, "", f"no change {change_id!r}")
@@ -145,43 +187,99 @@ def rollback_change(db: sqlite_utils.Database, iam: Any, change_id: str, *, requ
         cs.FAILED: f"change {change_id} failed and the role was already restored to its before-image",
         cs.STALE: f"change {change_id} was never applied (stale: {change.reason})",
         cs.REFUSED: f"change {change_id} was never applied (refused: {change.reason})",
-        cs.APPLYING: f"change {change_id} is still applying; run resume first",
-        cs.ROLLING_BACK: f"change {change_id} is already rolling back; run resume to finish it",
+        cs.APPLYING: f"change {change_id} is still applying; it is finished by the worker (or `tighten resume`)",
+        cs.ROLLING_BACK: f"change {change_id} is already rolling back",
     }.get(change.state)
+    if change.state == cs.ROLLBACK_BLOCKED and not force:
+        refusal = (f"restoring change {change_id} stopped on someone else's changes ({change.reason}); "
+                   "roll back with force to restore the before-image anyway")
     if refusal:
         return ChangeResult(change_id, cs.REFUSED, change.role_name, refusal)
     newer = store.newer_applied(change)
     if newer:
         return ChangeResult(change_id, cs.REFUSED, change.role_name,
                             f"role {change.role_name} has a newer change {newer[-1].id}; roll that back first")
-    if not store.transition(change_id, cs.ROLLING_BACK, actor=requested_by, rolled_back_by=requested_by,
-                            reason=f"rollback requested by {requested_by or 'tighten'}"):
+    if not store.acquire(change_id, owner):
         return ChangeResult(change_id, cs.REFUSED, change.role_name,
-                            f"change {change_id} is being rolled back by someone else")
-    return _run_rollback(store, iam, store.get(change_id) or change)
+                            f"change {change_id} is being worked on by {store.holder(change_id)}; try again later")
+    try:
+        calls = Calls(iam, store, change_id, owner, retry or RetryPolicy())
+        try:
+            plan = plan_restore(calls, store, change, force=force)
+        except (ClientError, Unfinished) as exc:
+            return ChangeResult(change_id, cs.REFUSED, change.role_name,
+                                f"cannot read role {change.role_name} to roll back: {error_text(exc)}; nothing "
+                                "was changed")
+        if plan.refusal or (plan.conflicts and not force):
+            message = plan.refusal or _conflict_message(change, plan.conflicts)
+            store.audit.record(requested_by or "tighten", "change.rollback_refused", change_id, reason=message)
+            return ChangeResult(change_id, cs.REFUSED, change.role_name, message, conflicts=plan.conflicts,
+                                kept=plan.kept)
+        store.record_step(change_id, "rollback", "request", requested_by or "tighten", {"force": force})
+        if not store.transition(change_id, cs.ROLLING_BACK, actor=requested_by, rolled_back_by=requested_by,
+                                reason=f"rollback requested by {requested_by or 'tighten'}"
+                                       + (" (forced)" if force else "")):
+            return ChangeResult(change_id, cs.REFUSED, change.role_name,
+                                f"change {change_id} is being rolled back by someone else")
+        return run_rollback(calls, store, store.get(change_id) or change)
+    finally:
+        store.release(change_id, owner)
+
+
+def resume_change(db: sqlite_utils.Database, iam: Any, change_id: str, *, hook: StepHook | None = None,
+                  clock: Clock = utcnow, owner: str | None = None, retry: RetryPolicy | None = None
+                  ) -> ChangeResult | None:
+    """Finish one interrupted change (apply continues from its journal; rollback runs again: it is declarative).
+    None when someone else holds the change's lease (it is being worked on) or it needs nothing."""
+    store = ChangeStore(db, clock)
+    owner = owner or default_owner()
+    change = store.get(change_id)
+    if change is None or change.state not in cs.INCOMPLETE_STATES or not store.acquire(change_id, owner):
+        return None
+    return _finish_owned(store, iam, store.get(change_id) or change, owner, retry or RetryPolicy(), hook)
 
 
 def resume_incomplete(db: sqlite_utils.Database, iam: Any, *, account: str | None = None,
-                      hook: StepHook | None = None, clock: Clock = utcnow) -> list[ChangeResult]:
-    """Finish every change a crash interrupted: applies continue from the first step not journaled as done,
-    rollbacks run again (they are declarative). Running it twice changes nothing the second time."""
+                      hook: StepHook | None = None, clock: Clock = utcnow, owner: str | None = None,
+                      retry: RetryPolicy | None = None) -> list[ChangeResult]:
+    """Finish every change a crash interrupted whose lease has expired (a change someone is working on is left
+    to them). Running it twice changes nothing the second time."""
     store = ChangeStore(db, clock)
     results = []
     for change in store.incomplete():
         if account and change.account != account:
             continue
-        if change.state == cs.APPLYING:
-            results.append(_run_apply(store, iam, change, hook=hook))
-        else:
-            results.append(_run_rollback(store, iam, change))
+        result = resume_change(db, iam, change.id, hook=hook, clock=clock, owner=owner, retry=retry)
+        if result is not None:
+            results.append(result)
     return results
+
+
+def _finish_owned(store: ChangeStore, iam: Any, change: Change, owner: str, retry: RetryPolicy,
+                  hook: StepHook | None) -> ChangeResult:
+    """Run (or resume) ``change`` while holding its lease; the lease is released at the end, unless lost."""
+    from bot.aws.restore import run_rollback
+
+    calls = Calls(iam, store, change.id, owner, retry)
+    try:
+        if change.state == cs.APPLYING:
+            result = _run_apply(calls, store, change, hook=hook)
+        else:
+            result = run_rollback(calls, store, change)
+    except LeaseLost:
+        raise
+    except BaseException:
+        store.release(change.id, owner)  # a crash in-process (tests) or an unexpected error: the next run resumes
+        raise
+    store.release(change.id, owner)
+    return result
 
 
 # --- apply -------------------------------------------------------------------------------------------------
 
 def _plan(snapshot: RoleSnapshot, documents: list[dict[str, Any]], names: list[str],
           max_managed: int) -> list[tuple[str, str, dict[str, Any]]]:
-    new_arns = [_policy_arn(snapshot, name) for name in names]
+    new_arns = [policy_arn(snapshot, name) for name in names]
     current = [p.arn for p in snapshot.attached]
     to_attach = [a for a in new_arns if a not in current]
     to_detach = [a for a in current if a not in new_arns]
@@ -198,7 +296,52 @@ def _plan(snapshot: RoleSnapshot, documents: list[dict[str, Any]], names: list[s
     return steps
 
 
-def _run_apply(store: ChangeStore, iam: Any, change: Change, *, hook: StepHook | None) -> ChangeResult:
+@dataclass
+class TargetState:
+    """Where a step's target is now: ``before`` the step, ``after`` it, or ``other`` (someone changed it)."""
+
+    state: str
+    text: str | None = None  # inline policy: its exact text now; managed policy: its default version's text
+    detail: str = ""
+
+
+def target_state(calls: Calls, change: Change, image: dict[str, Any], step: Step,
+                 attached: list[str]) -> TargetState:
+    """Read the target of ``step`` and say whether it is as before the step, as after it, or neither."""
+    before = RoleSnapshot.from_json(image["snapshot"])
+    role = change.role_name
+    if step.kind in ("attach", "detach"):
+        held = step.target in attached
+        return TargetState((AFTER if held else BEFORE) if step.kind == "attach" else (BEFORE if held else AFTER))
+    if step.kind == "delete_inline":
+        text = calls.inline_text(role, step.target)
+        if text is None:
+            return TargetState(AFTER)
+        if same_document(json.loads(text), before.inline.get(step.target)):
+            return TargetState(BEFORE, text)
+        return TargetState(OTHER, text, f"inline policy {step.target} of {role} holds a different document than "
+                                        "before the change")
+    if step.kind == "put_policy":
+        prior = (image.get("managed_policies") or {}).get(step.target)
+        now = calls.policy(policy_arn(before, step.target))
+        if not now.exists:
+            if prior is None:
+                return TargetState(BEFORE)
+            return TargetState(OTHER, None, f"policy {step.target} was deleted")
+        if now.holds(step.params["document"]):
+            return TargetState(AFTER, now.text)
+        if prior is not None and (now.default_version_id == prior["default_version_id"]
+                                  or now.holds(prior["document"])):
+            return TargetState(BEFORE, now.text)
+        return TargetState(OTHER, now.text, f"policy {step.target} was edited (default version "
+                                            f"{now.default_version_id} holds neither Tighten's document nor the "
+                                            "one before the change)")
+    raise ValueError(f"unknown step kind {step.kind!r}")
+
+
+def _run_apply(calls: Calls, store: ChangeStore, change: Change, *, hook: StepHook | None) -> ChangeResult:
+    from bot.aws.restore import run_rollback
+
     image = store.before_image(change.id)
     if image is None:  # cannot happen (created together), but never touch a role without one
         return ChangeResult(change.id, change.state, change.role_name, "no before-image stored; not applying")
@@ -209,216 +352,130 @@ def _run_apply(store: ChangeStore, iam: Any, change: Change, *, hook: StepHook |
         for step in store.steps(change.id):
             if step.state == cs.STEP_DONE:
                 continue
-            result = _execute(iam, before, step, store, change, retain_until)
+            attached = calls.attached(change.role_name) if step.kind in ("attach", "detach") else []
+            now = target_state(calls, change, image, step, attached)
+            if now.state == OTHER:
+                raise Conflict(f"{now.detail} while the change was being applied")
+            if now.state == BEFORE:
+                result = _execute(calls, before, step, store, change, retain_until, now)
+            else:  # the step ran before a crash, the journal did not know yet
+                result = {"already_done": True}
             store.mark_step_done(step, result)
             if result.get("note"):
                 notes.append(result["note"])
             if hook:
                 hook(step)
-        after = get_role_snapshot(iam, change.role_name)
+        after = calls("read role", get_role_snapshot, calls.iam, change.role_name)
         problem = _apply_mismatch(before, after, change)
         if problem:
-            raise _Mismatch(problem)
-    except (ClientError, _Mismatch) as exc:
-        reason = f"apply failed: {_error_text(exc)}; restoring the before-image"
-        store.transition(change.id, cs.ROLLING_BACK, reason=reason, auto_rollback=True)
-        result = _run_rollback(store, iam, store.get(change.id) or change)
+            raise Conflict(problem)
+    except (ClientError, Conflict, Unfinished) as exc:
+        reason = f"apply could not finish: {error_text(exc)}; restoring the before-image"
+        store.transition(change.id, cs.ROLLING_BACK, reason=reason[:1000], auto_rollback=True)
+        result = run_rollback(calls, store, store.get(change.id) or change)
         result.notes.insert(0, reason)
         return result
     store.transition(change.id, cs.APPLIED, after_policy_hash=after.policy_hash())
     retained = [r["policy_arn"] for r in store.retained(change.id)]
     if retained:
         notes.append(f"detached customer managed policies kept until {retain_until}: {', '.join(retained)}")
+    kept = _others_additions(before, after, change)
+    if kept:
+        notes.append(f"also on the role, added by someone else during the apply and kept: {', '.join(kept)}")
     return ChangeResult(change.id, cs.APPLIED, change.role_name,
-                        f"role {change.role_name} now holds {', '.join(change.policy_names)}", notes)
+                        f"role {change.role_name} now holds {', '.join(change.policy_names)}", notes, kept=kept)
 
 
-def _execute(iam: Any, before: RoleSnapshot, step: Step, store: ChangeStore, change: Change,
-             retain_until: str) -> dict[str, Any]:
+def _execute(calls: Calls, before: RoleSnapshot, step: Step, store: ChangeStore, change: Change,
+             retain_until: str, now: TargetState) -> dict[str, Any]:
     role = change.role_name
+    iam = calls.iam
     if step.kind == "put_policy":
-        return _put_managed_policy(iam, before, step.target, step.params["document"], role)
+        return _put_managed_policy(calls, store, change, before, step.target, step.params["document"])
     if step.kind == "attach":
-        iam.attach_role_policy(RoleName=role, PolicyArn=step.target)
+        calls(f"attach {step.target}", iam.attach_role_policy, RoleName=role, PolicyArn=step.target)
         return {}
     if step.kind == "detach":
+        store.save(change.id, "apply", "attachment", step.target, None, {"role": role})
         try:
-            iam.detach_role_policy(RoleName=role, PolicyArn=step.target)
+            calls(f"detach {step.target}", iam.detach_role_policy, RoleName=role, PolicyArn=step.target)
         except ClientError as exc:
-            if _code(exc) != "NoSuchEntity":
+            if code(exc) != "NoSuchEntity":
                 raise
         if ":aws:policy/" not in step.target:
             store.retain(change.id, step.target, retain_until)
         return {}
     if step.kind == "delete_inline":
+        store.save(change.id, "apply", "inline", step.target, now.text, {"role": role})
         try:
-            iam.delete_role_policy(RoleName=role, PolicyName=step.target)
+            calls(f"delete inline {step.target}", iam.delete_role_policy, RoleName=role, PolicyName=step.target)
         except ClientError as exc:
-            if _code(exc) != "NoSuchEntity":
+            if code(exc) != "NoSuchEntity":
                 raise
         return {}
     raise ValueError(f"unknown step kind {step.kind!r}")
 
 
-def _put_managed_policy(iam: Any, role: RoleSnapshot, name: str, document: dict[str, Any],
-                        role_name: str) -> dict[str, Any]:
-    arn = _policy_arn(role, name)
+def _put_managed_policy(calls: Calls, store: ChangeStore, change: Change, role: RoleSnapshot, name: str,
+                        document: dict[str, Any]) -> dict[str, Any]:
+    iam = calls.iam
+    arn = policy_arn(role, name)
     text = json.dumps(document)
-    try:
-        meta = iam.get_policy(PolicyArn=arn)["Policy"]
-    except ClientError as exc:
-        if _code(exc) != "NoSuchEntity":
-            raise
-        created = iam.create_policy(PolicyName=name, PolicyDocument=text, Description=_description(role_name))
+    current = calls.policy(arn)
+    if not current.exists:
+        created = calls(f"create {name}", iam.create_policy, PolicyName=name, PolicyDocument=text,
+                        Description=_description(change.role_name))
         return {"arn": created["Policy"]["Arn"], "version": created["Policy"]["DefaultVersionId"]}
-    current = iam.get_policy_version(PolicyArn=arn, VersionId=meta["DefaultVersionId"])["PolicyVersion"]
-    if canonical_json(as_document(current["Document"])) == canonical_json(document):
-        return {"arn": arn, "version": meta["DefaultVersionId"], "unchanged": True}
+    if current.holds(document):
+        return {"arn": arn, "version": current.default_version_id, "unchanged": True}
     result: dict[str, Any] = {"arn": arn}
-    versions = iam.list_policy_versions(PolicyArn=arn)["Versions"]
+    versions = calls.versions(arn)
     if len(versions) >= MANAGED_POLICY_MAX_VERSIONS:
         oldest = min((v for v in versions if not v["IsDefaultVersion"]), key=lambda v: v["CreateDate"])
-        old_doc = iam.get_policy_version(PolicyArn=arn, VersionId=oldest["VersionId"])["PolicyVersion"]
-        iam.delete_policy_version(PolicyArn=arn, VersionId=oldest["VersionId"])
-        result["deleted_version"] = {"id": oldest["VersionId"], "document": as_document(old_doc["Document"])}
-        result["note"] = f"{name}: deleted oldest version {oldest['VersionId']} (5-version quota)"
-    created = iam.create_policy_version(PolicyArn=arn, PolicyDocument=text, SetAsDefault=True)
+        old_text = calls.version_text(arn, oldest["VersionId"])
+        store.save(change.id, "apply", "policy_version", f"{arn}:{oldest['VersionId']}", old_text)
+        calls(f"delete {name} {oldest['VersionId']}", iam.delete_policy_version, PolicyArn=arn,
+              VersionId=oldest["VersionId"])
+        result["deleted_version"] = {"id": oldest["VersionId"], "document": json.loads(old_text)}
+        result["note"] = f"{name}: deleted oldest version {oldest['VersionId']} (5-version quota; its text is stored)"
+    created = calls(f"add a version to {name}", iam.create_policy_version, PolicyArn=arn, PolicyDocument=text,
+                    SetAsDefault=True)
     result["version"] = created["PolicyVersion"]["VersionId"]
     return result
 
 
 def _apply_mismatch(before: RoleSnapshot, after: RoleSnapshot, change: Change) -> str | None:
-    wanted = {_policy_arn(before, n): d for n, d in zip(change.policy_names, change.documents, strict=True)}
+    """What Tighten touched is not as the change left it (someone else's additions are not checked here)."""
+    wanted = {policy_arn(before, n): d for n, d in zip(change.policy_names, change.documents, strict=True)}
     held = {p.arn: p.document for p in after.attached}
-    if set(held) != set(wanted):
-        return f"role holds {sorted(held)} instead of {sorted(wanted)}"
+    missing = sorted(set(wanted) - set(held))
+    if missing:
+        return f"role no longer holds {', '.join(missing)}"
     for arn, doc in wanted.items():
         if canonical_json(held[arn]) != canonical_json(doc):
             return f"{arn} does not hold the proposed document"
-    if after.inline:
-        return f"inline policies left: {sorted(after.inline)}"
+    old = sorted({p.arn for p in before.attached} & set(held) - set(wanted))
+    if old:
+        return f"role holds {', '.join(old)} again"
+    back = sorted(set(before.inline) & set(after.inline))
+    if back:
+        return f"inline policies present again: {', '.join(back)}"
     return None
 
 
-# --- rollback ----------------------------------------------------------------------------------------------
-
-def _run_rollback(store: ChangeStore, iam: Any, change: Change) -> ChangeResult:
-    image = store.before_image(change.id)
-    final = cs.FAILED if change.auto_rollback else cs.ROLLED_BACK
-    if image is None:
-        return ChangeResult(change.id, change.state, change.role_name, "no before-image stored; cannot restore")
-    before = RoleSnapshot.from_json(image["snapshot"])
-    prior: dict[str, Any] = image.get("managed_policies", {})
-    notes: list[str] = []
-    try:
-        _restore(store, iam, change, before, prior, notes)
-        after = get_role_snapshot(iam, change.role_name)
-        problem = _restore_mismatch(before, after)
-        if problem:
-            raise RollbackIncomplete(problem)
-    except (ClientError, RollbackIncomplete) as exc:
-        message = f"rollback of {change.id} incomplete: {_error_text(exc)}; run resume to retry"
-        store.audit.record("tighten", "change.rollback_error", change.id, error=_error_text(exc))
-        return ChangeResult(change.id, cs.ROLLING_BACK, change.role_name, message, notes)
-    store.transition(change.id, final, after_policy_hash=after.policy_hash())
-    what = "apply failed; role restored" if final == cs.FAILED else "role restored"
-    return ChangeResult(change.id, final, change.role_name, f"{what} to its before-image ({_describe(before)})",
-                        notes)
-
-
-def _restore(store: ChangeStore, iam: Any, change: Change, before: RoleSnapshot, prior: dict[str, Any],
-             notes: list[str]) -> None:
-    role = change.role_name
-
-    def did(kind: str, target: str, **result: Any) -> None:
-        store.record_step(change.id, "rollback", kind, target, result)
-
-    current = get_role_snapshot(iam, role)
-    for name, doc in sorted(before.inline.items()):
-        if current.inline.get(name) is None or canonical_json(current.inline[name]) != canonical_json(doc):
-            iam.put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=json.dumps(doc))
-            did("put_inline", name)
-    for state in prior.values():  # tighten-* policies that existed before: back to their old default
-        if state is not None:
-            _restore_default_version(iam, state, did)
-    for policy in before.attached:  # customer managed policies deleted since: recreate (same name -> same ARN)
-        if not policy.aws_managed and not _policy_exists(iam, policy.arn):
-            iam.create_policy(PolicyName=policy.name, Path=policy.path, PolicyDocument=json.dumps(policy.document))
-            did("recreate_policy", policy.arn)
-            notes.append(f"recreated deleted policy {policy.arn} from the before-image")
-    held = [p.arn for p in current.attached]
-    wanted = [p.arn for p in before.attached]
-    to_attach = [a for a in wanted if a not in held]
-    to_detach = [a for a in held if a not in wanted]
-    room = max(0, ROLE_MAX_MANAGED_POLICIES - len(held))
-    for arn in to_attach[:room]:
-        iam.attach_role_policy(RoleName=role, PolicyArn=arn)
-        did("attach", arn)
-    for arn in to_detach:
-        iam.detach_role_policy(RoleName=role, PolicyArn=arn)
-        did("detach", arn)
-    for arn in to_attach[room:]:
-        iam.attach_role_policy(RoleName=role, PolicyArn=arn)
-        did("attach", arn)
-    for name in sorted(set(current.inline) - set(before.inline)):
-        iam.delete_role_policy(RoleName=role, PolicyName=name)
-        did("delete_inline", name)
-    if current.boundary_arn != before.boundary_arn:
-        if before.boundary_arn:
-            iam.put_role_permissions_boundary(RoleName=role, PermissionsBoundary=before.boundary_arn)
-        else:
-            iam.delete_role_permissions_boundary(RoleName=role)
-        did("boundary", before.boundary_arn or "(none)")
-    for name, state in prior.items():  # tighten-* policies this change created: delete when unused
-        if state is None:
-            _delete_if_unused(iam, _policy_arn(before, name), did, notes)
-
-
-def _restore_default_version(iam: Any, state: dict[str, Any], did: Callable[..., None]) -> None:
-    arn = state["arn"]
-    meta = iam.get_policy(PolicyArn=arn)["Policy"]
-    if meta["DefaultVersionId"] == state["default_version_id"]:
-        return
-    versions = {v["VersionId"] for v in iam.list_policy_versions(PolicyArn=arn)["Versions"]}
-    if state["default_version_id"] in versions:
-        iam.set_default_policy_version(PolicyArn=arn, VersionId=state["default_version_id"])
-    else:
-        iam.create_policy_version(PolicyArn=arn, PolicyDocument=json.dumps(state["document"]), SetAsDefault=True)
-    did("restore_version", arn, version=state["default_version_id"])
-
-
-def _delete_if_unused(iam: Any, arn: str, did: Callable[..., None], notes: list[str]) -> None:
-    try:
-        meta = iam.get_policy(PolicyArn=arn)["Policy"]
-    except ClientError as exc:
-        if _code(exc) == "NoSuchEntity":
-            return
-        raise
-    if meta.get("AttachmentCount", 0):
-        notes.append(f"kept {arn}: still attached elsewhere")
-        return
-    for version in iam.list_policy_versions(PolicyArn=arn)["Versions"]:
-        if not version["IsDefaultVersion"]:
-            iam.delete_policy_version(PolicyArn=arn, VersionId=version["VersionId"])
-    iam.delete_policy(PolicyArn=arn)
-    did("delete_policy", arn)
-
-
-def _restore_mismatch(before: RoleSnapshot, after: RoleSnapshot) -> str | None:
-    if {p.arn for p in after.attached} != {p.arn for p in before.attached}:
-        return (f"attached {sorted(p.arn for p in after.attached)} instead of "
-                f"{sorted(p.arn for p in before.attached)}")
-    if canonical_json(after.inline) != canonical_json(before.inline):
-        return "inline policies differ from the before-image"
-    if after.boundary_arn != before.boundary_arn:
-        return f"boundary {after.boundary_arn} instead of {before.boundary_arn}"
-    return None
+def _others_additions(before: RoleSnapshot, after: RoleSnapshot, change: Change) -> list[str]:
+    ours = {policy_arn(before, n) for n in change.policy_names} | {p.arn for p in before.attached}
+    added = [f"managed policy {p.name}" for p in after.attached if p.arn not in ours]
+    added += [f"inline policy {n}" for n in sorted(after.inline) if n not in before.inline]
+    return added
 
 
 # --- helpers -----------------------------------------------------------------------------------------------
 
-class _Mismatch(RuntimeError):
-    pass
+def _conflict_message(change: Change, conflicts: list[str]) -> str:
+    return (f"not rolled back: someone else changed what change {change.id} touched on {change.role_name}, so "
+            f"restoring it would overwrite their work: {'; '.join(conflicts)}. Nothing was changed. Roll back "
+            "with force to restore the before-image anyway (what it replaces is stored first).")
 
 
 def _refuse(store: ChangeStore, snapshot: RoleSnapshot, prior: dict[str, Any], proposal_id: str | None,
@@ -431,23 +488,47 @@ def _refuse(store: ChangeStore, snapshot: RoleSnapshot, prior: dict[str, Any], p
     return ChangeResult(change.id, cs.REFUSED, snapshot.name, reason)
 
 
+def _exact_texts(iam: Any, snapshot: RoleSnapshot) -> dict[str, Any] | None:
+    """The exact text of every inline policy and every customer managed policy the role holds (what a rollback
+    puts back); None when one changed since the snapshot was read."""
+    from bot.aws.calls import document_text
+
+    inline: dict[str, str] = {}
+    for name, doc in snapshot.inline.items():
+        out = iam.get_role_policy(RoleName=snapshot.name, PolicyName=name)
+        text = document_text(out, "PolicyDocumentText", "PolicyDocument")
+        if not same_document(json.loads(text), doc):
+            return None
+        inline[name] = text
+    managed: dict[str, str] = {}
+    for policy in snapshot.attached:
+        if policy.aws_managed:
+            continue
+        version = iam.get_policy_version(PolicyArn=policy.arn, VersionId=policy.default_version_id)["PolicyVersion"]
+        managed[policy.arn] = document_text(version, "DocumentText", "Document")
+    return {"inline_text": inline, "policy_text": managed}
+
+
 def _prior_managed_state(iam: Any, snapshot: RoleSnapshot, names: list[str], prefix: str) -> dict[str, Any]:
     """State of every ``tighten-*`` policy this change may write, before it writes: None = did not exist."""
+    from bot.aws.calls import document_text
+
     names = list(dict.fromkeys([*names, *(p.name for p in snapshot.attached
                                            if not p.aws_managed and p.name.startswith(prefix))]))
     out: dict[str, Any] = {}
     for name in names:
-        arn = _policy_arn(snapshot, name)
+        arn = policy_arn(snapshot, name)
         try:
             meta = iam.get_policy(PolicyArn=arn)["Policy"]
         except ClientError as exc:
-            if _code(exc) != "NoSuchEntity":
+            if code(exc) != "NoSuchEntity":
                 raise
             out[name] = None
             continue
         version = iam.get_policy_version(PolicyArn=arn, VersionId=meta["DefaultVersionId"])["PolicyVersion"]
-        out[name] = {"arn": arn, "default_version_id": meta["DefaultVersionId"],
-                     "document": as_document(version["Document"]), "description": meta.get("Description", "")}
+        text = document_text(version, "DocumentText", "Document")
+        out[name] = {"arn": arn, "default_version_id": meta["DefaultVersionId"], "document": json.loads(text),
+                     "text": text, "description": meta.get("Description", "")}
     return out
 
 
@@ -457,17 +538,7 @@ def _description(role_name: str) -> str:
     return f"Tighten least-privilege policy for role {role_name}"
 
 
-def _policy_exists(iam: Any, arn: str) -> bool:
-    try:
-        iam.get_policy(PolicyArn=arn)
-    except ClientError as exc:
-        if _code(exc) == "NoSuchEntity":
-            return False
-        raise
-    return True
-
-
-def _policy_arn(role: RoleSnapshot, name: str) -> str:
+def policy_arn(role: RoleSnapshot, name: str) -> str:
     partition = role.arn.split(":")[1]
     return f"arn:{partition}:iam::{role.account}:policy/{name}"
 
@@ -477,14 +548,3 @@ def _describe(snapshot: RoleSnapshot) -> str:
     inline = ", ".join(sorted(snapshot.inline)) or "none"
     boundary = snapshot.boundary_arn.rsplit("/", 1)[-1] if snapshot.boundary_arn else "none"
     return f"managed: {managed}; inline: {inline}; boundary: {boundary}"
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _error_text(exc: Exception) -> str:
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        return f"{err.get('Code', 'Error')}: {err.get('Message', '')}".strip()
-    return str(exc)

@@ -24,11 +24,12 @@ from rich.console import Console
 
 from bot.commands.diff import AwsError, InputError, add_policy_arguments, read_inputs
 from bot.commands.ingest import add_source_arguments, ingest_with_progress
-from bot.policy.allowlist import AllowlistError, load_allowlist
+from bot.policy.allowlist import AllowlistError
 from bot.policy.contain import check_no_new_access
 from bot.policy.generate import GenerateOptions, generate_policy
 from bot.policy.iac import FORMATS, RoleTarget, render
 from bot.policy.model import parse_policy
+from bot.store.allowlist import load_allowlist
 from bot.store.db import open_db
 from bot.store.usage import UsageIndex
 

@@ -1,9 +1,11 @@
-"""``tighten rollback CHANGE_ID [--db PATH] [--endpoint-url URL] [--assume-role NAME] [--as WHO]``.
+"""``tighten rollback CHANGE_ID [--force] [--db PATH] [--endpoint-url URL] [--assume-role NAME] [--as WHO]``.
 
-Restores the role of an applied change exactly to its stored before-image (re-attach, re-put inline
-documents, restore the boundary, remove what Tighten attached). A change that was already rolled back, or never
-applied, is refused with the reason. Exit status: 0 restored, 1 refused or incomplete (the message says why),
-2 bad input.
+Undoes what an applied change did to its role, and only that: re-attaches what it detached, puts back the exact
+text of the inline policies it deleted, restores or removes the ``tighten-*`` policies, and leaves everything
+others changed since in place. When someone changed what the change touched (edited a ``tighten-*`` policy,
+re-attached a policy it detached), nothing is changed and the conflicts are listed; ``--force`` restores the
+before-image anyway (what it replaces is stored first). A change that was already rolled back, or never applied,
+is refused with the reason. Exit status: 0 restored, 1 refused or incomplete (the message says why), 2 bad input.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         help="role name to assume in the change's account (e.g. TightenApplier); "
                              "default: boto3's credentials as they are")
     parser.add_argument("--as", dest="actor", default=None, help="who asks (recorded in the audit log)")
+    parser.add_argument("--force", action="store_true",
+                        help="restore the before-image even over others' later changes to what the change touched")
     parser.set_defaults(func=run)
     return parser
 
@@ -47,9 +51,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"tighten rollback: no change {args.change_id!r} in {args.db}", file=sys.stderr)
         return EXIT_BAD_INPUT
     actor = args.actor or "cli"
-    result = rollback_change(db, _iam(args, change.account), args.change_id, requested_by=actor)
+    result = rollback_change(db, _iam(args, change.account), args.change_id, requested_by=actor,
+                             force=args.force)
     for note in result.notes:
         print(f"  note: {note}")
+    for conflict in result.conflicts if result.state != cs.ROLLED_BACK else ():
+        print(f"  conflict: {conflict}", file=sys.stderr)
     if result.state != cs.ROLLED_BACK:
         print(f"not rolled back: {result.message}", file=sys.stderr)
         return EXIT_REFUSED

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -30,8 +30,8 @@ class JobNotifier(Protocol):
 
     def post_apply_result(self, proposal_id: str, change_id: str | None, ok: bool, detail: str) -> Any: ...
 
-    def post_rollback_result(self, proposal_id: str, change_id: str, ok: bool, detail: str,
-                             requested_by: str | None = None) -> Any: ...
+    def post_rollback_result(self, proposal_id: str | None, change_id: str, ok: bool, detail: str,
+                             requested_by: str | None = None, conflicts: Sequence[str] = ()) -> Any: ...
 
     def post_denial_alert(self, proposal_id: str, change_id: str, denials: list[tuple[str, str, str, str]]) -> Any: ...
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from bot.aws.inventory import RoleSnapshot, Scope, get_role_snapshot
@@ -31,7 +30,7 @@ from bot.jobs.context import JobContext
 from bot.jobs.iac import proposal_iac, reconcile_role
 from bot.jobs.quota import ScanDeferred, generate_with_access_analyzer
 from bot.jobs.role_privilege import escalation_context
-from bot.policy.allowlist import AllowEntry, load_allowlist
+from bot.policy.allowlist import AllowEntry
 from bot.policy.contain import check_no_new_access
 from bot.policy.coverage import coverage_warnings
 from bot.policy.diff import diff_permissions, guard_changes, render_grouped, summary, unified_text_diff
@@ -42,6 +41,7 @@ from bot.policy.keep import keep_entries_from_documents
 from bot.policy.model import Policy, parse_policy
 from bot.policy.risk import risk_score
 from bot.store import scans as sc
+from bot.store.allowlist import AllowlistAuthors, load_if_present
 from bot.store.proposals import Proposal
 from bot.store.usage import UsageRow
 from bot.util.clock import iso, parse_iso
@@ -156,6 +156,7 @@ def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by:
                "usage_rows": len(rows), "risk_tier": risk.tier},
         notes=notes, engine=engine, requested_by=requested_by, channel=ctx.config.channel_for(snapshot.account),
         checks=checks, iac=proposal_iac(ctx.config, scope, snapshot),
+        excluded_approvers=excluded_approvers(ctx, requested_by, allowlist, proposed),
     )
     return settle(sc.PROPOSED, f"proposal {proposal.id} for {snapshot.name}: {proposal.summary}",
                   proposal=proposal, risk_score=risk.score, risk_tier=risk.tier, notes=notes)
@@ -177,10 +178,16 @@ def scan_fingerprint(ctx: JobContext, principal_arn: str, since: str) -> str:
 
 def allowlist_entries(ctx: JobContext, principal_arn: str) -> list[AllowEntry]:
     """The principal's allowlist entries; no file configured or not created yet = none (a broken file raises)."""
-    path = ctx.config.allowlist_path
-    if not path or not Path(path).exists():
-        return []
-    return load_allowlist(path).for_principal(principal_arn)
+    return load_if_present(ctx.config.allowlist_path).for_principal(principal_arn)
+
+
+def excluded_approvers(ctx: JobContext, requested_by: str | None, allowlist: list[AllowEntry],
+                       proposed: EffectivePermissions) -> list[dict[str, str]]:
+    """Who may not approve the proposal (two-person rule): its requester, and whoever added an allowlist entry
+    whose action the proposal grants."""
+    out = [{"user": requested_by, "reason": "requested this scan"}] if requested_by else []
+    granted = proposed.actions()
+    return out + AllowlistAuthors(ctx.db).exclusions([e for e in allowlist if e.action in granted])
 
 
 def tightening(current: EffectivePermissions, proposed: EffectivePermissions) -> dict[str, list[str]]:

@@ -1,19 +1,27 @@
 """The worker: claims work items from the queue and runs them, one at a time.
 
 Kinds: ``scan``, ``apply``, ``rollback``, ``ingest``, ``plan``, ``digest``, ``expire``, ``watch``. Claims are
-atomic (``WorkQueue.claim``), so several workers never run one item twice. At start-up :meth:`Worker.recover`
-puts items a dead process left ``running`` back to ``pending`` and finishes interrupted IAM changes
-(``resume_incomplete``). Every handler is idempotent for that reason: a re-run apply finds its journaled change,
-a re-run scan supersedes its own proposal, a re-run watch reports nothing twice.
+atomic and leased (``WorkQueue.claim``): while a handler runs, a heartbeat thread renews the item's lease every
+``LEASE / 6``; an item is only taken from its owner once its lease has expired, so several workers (``tighten
+serve`` next to a ``tighten worker`` from cron, a rolling restart) never run one item twice. AWS steps of a change
+additionally run under the change's own lease (``bot.store.changes``), renewed before every call.
 
-A handler error fails the item with retries (``WorkQueue.max_attempts``); the error text is the exception type
-and message, which never hold credentials (boto3 and slack_sdk do not put them in messages).
+:meth:`Worker.recover` runs at start-up and then every ``RECOVER_EVERY`` while the worker loops: items whose lease
+expired go back to ``pending``; an approved (or applying) proposal without an apply item gets one (older stores;
+the approval itself enqueues it in the same transaction); an interrupted change nobody holds gets an item that
+finishes it. Interrupted changes are finished by those items, never beside them, so whoever finishes a change
+posts its outcome (with its Rollback button) exactly once (``ChangeStore.record_outcome_post``).
+
+Every handler is idempotent: a re-run apply finds its journaled change, a re-run scan supersedes its own
+proposal, a re-run watch reports nothing twice. A handler error fails the item with retries
+(``WorkQueue.max_attempts``); the error text is the exception type and message, which never hold credentials.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -24,42 +32,48 @@ from bot.jobs.context import JobContext
 from bot.store import changes as cs
 from bot.store import proposals as ps
 from bot.store import scans as sc
-from bot.store.queue import WorkItem
+from bot.store.queue import APPLY_PRIORITY, LEASE, ROLLBACK_PRIORITY, WorkItem, WorkQueue
 from bot.util.clock import iso, parse_iso
 
 log = logging.getLogger(__name__)
 
 KINDS = ("scan", "apply", "rollback", "ingest", "plan", "digest", "expire", "watch")
 RETRY_DELAY = timedelta(minutes=5)
+#: Seconds between two renewals of a running item's lease.
+HEARTBEAT_SECONDS = LEASE.total_seconds() / 6
+#: Seconds between two recoveries while the worker loops (items of a dead peer come back once their lease expires).
+RECOVER_EVERY = 60.0
 
 Handler = Callable[[JobContext, WorkItem], dict[str, Any]]
 
 
+class ChangeNotFinished(RuntimeError):
+    """The change could not be finished now (AWS unreachable, or another process holds it); retried later."""
+
+
 class Worker:
-    def __init__(self, ctx: JobContext, *, name: str | None = None, kinds: tuple[str, ...] = KINDS) -> None:
+    def __init__(self, ctx: JobContext, *, name: str | None = None, kinds: tuple[str, ...] = KINDS,
+                 heartbeat_seconds: float = HEARTBEAT_SECONDS) -> None:
         self.ctx = ctx
         self.name = name or ctx.worker_name
         self.kinds = list(kinds)
+        self.heartbeat_seconds = heartbeat_seconds
         self.handlers: dict[str, Handler] = {
             "scan": handle_scan, "apply": handle_apply, "rollback": handle_rollback, "ingest": handle_ingest,
             "plan": handle_plan, "digest": handle_digest, "expire": handle_expire, "watch": handle_watch,
         }
+        self._last_recover = 0.0
 
     def recover(self) -> dict[str, Any]:
-        """Start-up: re-queue items left running, finish IAM changes a crash interrupted."""
+        """Re-queue items whose lease expired; queue an apply for every approved proposal without one and an
+        item for every interrupted change nobody holds (those items finish the changes and post the outcome)."""
+        self._last_recover = time.monotonic()
         requeued = self.ctx.queue.recover()
-        resumed: list[str] = []
-        if self.ctx.iam_for is not None:
-            from bot.aws.apply import resume_incomplete
-
-            accounts = {c.account for c in self.ctx.changes.incomplete()}
-            for account in sorted(accounts):
-                for result in resume_incomplete(self.ctx.db, self.ctx.iam(account), account=account,
-                                                clock=self.ctx.clock):
-                    resumed.append(f"{result.change_id}:{result.state}")
-        if requeued or resumed:
-            log.info("recovered %d work item(s); resumed changes: %s", requeued, ", ".join(resumed) or "none")
-        return {"requeued": requeued, "resumed": resumed}
+        queued = requeue_orphans(self.ctx)
+        if requeued or queued:
+            log.info("recovered %d work item(s); queued %s", requeued, ", ".join(queued) or "nothing")
+        return {"requeued": requeued, "queued": queued,
+                "resumed": [q.split(":", 1)[1] for q in queued if q.startswith("change:")]}
 
     def run_once(self) -> WorkItem | None:
         """Claim and run one due item; returns it (as claimed) or None when nothing is due."""
@@ -67,19 +81,25 @@ class Worker:
         if item is None:
             return None
         handler = self.handlers.get(item.kind)
+        beat = _Heartbeat(self.ctx, item, self.name, self.heartbeat_seconds)
+        beat.start()
         try:
             if handler is None:
                 raise ValueError(f"unknown work item kind {item.kind!r}")
             result = handler(self.ctx, item)
         except Exception as exc:  # noqa: BLE001 - a failed item must never stop the worker
+            beat.stop()
             error = f"{type(exc).__name__}: {exc}"
             self.ctx.count(f"work.{item.kind}.error")
             log.warning("work item %s (%s) failed: %s", item.id, item.kind, error)
             self.ctx.queue.fail(item.id, error, retry=handler is not None,
-                                not_before=iso(self.ctx.clock() + RETRY_DELAY))
+                                not_before=iso(self.ctx.clock() + RETRY_DELAY), worker=self.name)
             return item
-        if self.ctx.queue.get(item.id).state == "running":
-            self.ctx.queue.complete(item.id, result)
+        finally:
+            beat.stop()
+        current = self.ctx.queue.get(item.id)
+        if current.state == "running" and current.claimed_by == self.name:
+            self.ctx.queue.complete(item.id, result, worker=self.name)
         self.ctx.count(f"work.{item.kind}.done")
         return item
 
@@ -94,10 +114,84 @@ class Worker:
         """Run items until ``stop`` is set; the item in hand is always finished before stopping."""
         try:
             while not stop.is_set():
+                if time.monotonic() - self._last_recover >= RECOVER_EVERY:
+                    try:
+                        self.recover()
+                    except Exception as exc:  # noqa: BLE001 - recovery is retried at the next interval
+                        log.warning("recovery failed: %s: %s", type(exc).__name__, exc)
                 if self.run_once() is None:
                     stop.wait(idle_wait)
         finally:
             self.ctx.close()
+
+
+class _Heartbeat:
+    """Renews a running item's lease from its own thread and connection (file-backed stores only: an in-memory
+    store is single-threaded and single-process, nobody else can take its items)."""
+
+    def __init__(self, ctx: JobContext, item: WorkItem, worker: str, every: float) -> None:
+        self.ctx, self.item, self.worker, self.every = ctx, item, worker, every
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.ctx.db_path == ":memory:" or self.every <= 0:
+            return
+        self._thread = threading.Thread(target=self._run, name=f"tighten-lease-{self.item.id}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(5)
+            self._thread = None
+
+    def _run(self) -> None:
+        from bot.store.db import open_db
+
+        db = open_db(self.ctx.db_path)
+        try:
+            queue = WorkQueue(db, self.ctx.clock)
+            while not self._stop.wait(self.every):
+                try:
+                    if not queue.heartbeat(self.item.id, self.worker):
+                        self.lost.set()
+                        log.warning("lost the lease of work item %s", self.item.id)
+                        return
+                except Exception as exc:  # noqa: BLE001 - a busy store: try again at the next beat
+                    log.warning("could not renew the lease of work item %s: %s", self.item.id, exc)
+        finally:
+            db.conn.close()
+
+
+def requeue_orphans(ctx: JobContext) -> list[str]:
+    """Queue the items missing after a crash or from older stores; returns what was queued."""
+    queued: list[str] = []
+    for proposal in ctx.proposals.list(states=(ps.APPROVED, ps.APPLYING), limit=100_000):
+        if ctx.queue.active("apply", f"apply:{proposal.id}") is None:
+            change = _change_of(ctx, proposal.id)
+            if change is not None and ctx.changes.holder(change.id):
+                continue  # being worked on right now
+            ctx.queue.enqueue("apply", {"proposal_id": proposal.id, "approved_by": proposal.decided_by},
+                              priority=APPLY_PRIORITY, dedupe_key=f"apply:{proposal.id}",
+                              requested_by=proposal.decided_by)
+            queued.append(f"proposal:{proposal.id}")
+    for change in ctx.changes.incomplete():
+        if ctx.changes.holder(change.id):
+            continue
+        proposal = ctx.proposals.get(change.proposal_id) if change.proposal_id else None
+        if change.state == cs.APPLYING and proposal is not None and proposal.state == ps.APPLYING:
+            continue  # its proposal's apply item (queued above) finishes it
+        kind = "apply" if change.state == cs.APPLYING else "rollback"
+        key = f"{kind}-change:{change.id}"
+        if ctx.queue.active(kind, key) is None and (kind == "apply" or ctx.queue.active(
+                "rollback", f"rollback:{change.id}") is None):
+            ctx.queue.enqueue(kind, {"change_id": change.id, "requested_by": change.rolled_back_by},
+                              priority=ROLLBACK_PRIORITY if kind == "rollback" else APPLY_PRIORITY,
+                              dedupe_key=key, requested_by=change.rolled_back_by)
+            queued.append(f"change:{change.id}")
+    return queued
 
 
 # -- handlers ------------------------------------------------------------------------------------------------
@@ -146,36 +240,91 @@ def _scan_done_by(ctx: JobContext, item: WorkItem) -> sc.ScanRecord | None:
 
 
 def handle_apply(ctx: JobContext, item: WorkItem) -> dict[str, Any]:
-    from bot.aws.apply import start_change
+    """Apply an approved proposal, or finish its interrupted change, and post the outcome once.
+
+    An item with ``change_id`` only (a change without a proposal, queued by recovery) just finishes that change."""
+    from bot.aws.apply import resume_change, start_change
     from bot.jobs.scan import scope_from_config
 
-    proposal_id = item.payload["proposal_id"]
+    proposal_id = item.payload.get("proposal_id")
+    if proposal_id is None:
+        outcome = resume_change(ctx.db, ctx.iam(_account_of(ctx, item.payload["change_id"])),
+                                item.payload["change_id"], clock=ctx.clock, retry=_retry(ctx))
+        if outcome is None:
+            return {"result": "nothing to finish"}
+        _unless_finished(outcome)
+        return {"result": outcome.state, "change_id": outcome.change_id, "message": outcome.message}
     approved_by = item.payload.get("approved_by") or item.requested_by
     proposal = ctx.proposals.get(proposal_id)
     if proposal is None:
         return {"result": "unknown proposal"}
-    if proposal.state == ps.APPLYING:  # a previous attempt died: its change (if any) was resumed at start-up
-        change = _change_of(ctx, proposal_id)
-        if change is not None and change.state not in cs.INCOMPLETE_STATES:
-            return _settle_apply(ctx, proposal_id, change.id, change.state, change.reason or change.state)
-    elif proposal.state != ps.APPROVED:
+    change = _change_of(ctx, proposal_id)
+    if proposal.state == ps.APPLYING and change is not None and change.state != cs.REFUSED:
+        # a previous attempt died or could not finish: finish its change (from its journal), never start over
+        if change.state in cs.INCOMPLETE_STATES:
+            outcome = resume_change(ctx.db, ctx.iam(proposal.account), change.id, clock=ctx.clock,
+                                    retry=_retry(ctx))
+            if outcome is None:
+                raise ChangeNotFinished(f"change {change.id} is being worked on by {ctx.changes.holder(change.id)}")
+        else:
+            outcome = _result_of(change)
+        _unless_finished(outcome)
+        return _settle_apply(ctx, proposal_id, outcome)
+    if proposal.state in (ps.APPLIED, ps.FAILED) and change is not None:
+        return _settle_apply(ctx, proposal_id, _result_of(change))  # re-run after a crash: post it if it was not
+    if proposal.state == ps.APPROVED:
+        as_code = _managed_as_code_refusal(ctx, proposal)
+        if as_code is not None:
+            return _refuse_managed_as_code(ctx, proposal, as_code)
+        stale = _stale_reason(ctx, proposal)
+        if stale is not None:
+            return _settle_stale(ctx, proposal, stale)
+        widening = _containment_refusal(ctx, proposal)
+        if widening is not None:
+            return _settle_refused(ctx, proposal, widening)
+        if ctx.proposals.transition(proposal_id, ps.APPLYING) is None:
+            current = ctx.proposals.get(proposal_id)
+            return {"result": f"not applied: proposal is {current.state if current else 'gone'}"}
+    elif proposal.state != ps.APPLYING:
         return {"result": f"not applied: proposal is {proposal.state}"}
-    elif (as_code := _managed_as_code_refusal(ctx, proposal)) is not None:
-        return _refuse_managed_as_code(ctx, proposal, as_code)
-    elif (stale := _stale_reason(ctx, proposal)) is not None:
-        return _settle_stale(ctx, proposal, stale)
-    elif (widening := _containment_refusal(ctx, proposal)) is not None:
-        return _settle_refused(ctx, proposal, widening)
-    elif ctx.proposals.transition(proposal_id, ps.APPLYING) is None:
-        current = ctx.proposals.get(proposal_id)
-        return {"result": f"not applied: proposal is {current.state if current else 'gone'}"}
     outcome = start_change(ctx.db, ctx.iam(proposal.account), role_name=proposal.role_name,
                            proposed_documents=proposal.documents, expected_policy_hash=proposal.base_policy_hash,
                            proposal_id=proposal_id, requested_by=approved_by,
                            managed_policy_prefix=ctx.config.managed_policy_prefix,
                            retention_days=ctx.config.retention_days, scope=scope_from_config(ctx.config),
-                           clock=ctx.clock)
-    return _settle_apply(ctx, proposal_id, outcome.change_id, outcome.state, outcome.message)
+                           clock=ctx.clock, retry=_retry(ctx))
+    _unless_finished(outcome)
+    return _settle_apply(ctx, proposal_id, outcome)
+
+
+def _retry(ctx: JobContext) -> Any:
+    from bot.aws.calls import RetryPolicy
+
+    return RetryPolicy(sleep=ctx.sleep)
+
+
+def _unless_finished(outcome: Any) -> None:
+    """An apply or restore that could not finish now stays with its change; the item is retried later (and
+    recovery queues a new one if its retries run out), and nothing is posted until it ends."""
+    if not outcome.finished:
+        raise ChangeNotFinished(outcome.message)
+
+
+def _result_of(change: cs.Change) -> Any:
+    from bot.aws.apply import ChangeResult
+
+    if change.state == cs.APPLIED:
+        message = f"role {change.role_name} now holds {', '.join(change.policy_names)}"
+    else:
+        message = change.reason or change.state
+    return ChangeResult(change.id, change.state, change.role_name, message)
+
+
+def _account_of(ctx: JobContext, change_id: str) -> str:
+    change = ctx.changes.get(change_id)
+    if change is None:
+        raise KeyError(f"no change {change_id}")
+    return change.account
 
 
 def _managed_as_code_refusal(ctx: JobContext, proposal: ps.Proposal) -> str | None:
@@ -246,59 +395,92 @@ def _settle_refused(ctx: JobContext, proposal: ps.Proposal, reason: str) -> dict
 def _settle_stale(ctx: JobContext, proposal: ps.Proposal, reason: str) -> dict[str, Any]:
     from bot.slack.listeners import MANUAL_SCAN_PRIORITY, scan_dedupe_key
 
-    ctx.proposals.transition(proposal.id, ps.STALE, decision_reason=reason[:500])
+    won = ctx.proposals.transition(proposal.id, ps.STALE, decision_reason=reason[:500])
     rescan, _ = ctx.queue.enqueue("scan", {"account": proposal.account, "principal_arn": proposal.principal_arn},
                                   priority=MANUAL_SCAN_PRIORITY, dedupe_key=scan_dedupe_key(proposal.principal_arn),
                                   requested_by="tighten")
     ctx.audit.record("tighten", "apply.stale", proposal.id, message=reason, rescan=rescan.id)
-    if ctx.notifier is not None:
+    if ctx.notifier is not None and won is not None:
         ctx.notifier.post_apply_result(proposal.id, None, False, reason)
     return {"result": "stale", "message": reason, "rescan_item": rescan.id}
 
 
-def _settle_apply(ctx: JobContext, proposal_id: str, change_id: str | None, state: str,
-                  message: str) -> dict[str, Any]:
+def _settle_apply(ctx: JobContext, proposal_id: str, outcome: Any) -> dict[str, Any]:
+    """The proposal follows its change's outcome; the outcome is posted once, whoever gets here first."""
+    state, change_id = outcome.state, outcome.change_id
+    message = "; ".join([outcome.message, *outcome.notes])
     ok = state == cs.APPLIED
     if ok:
         ctx.proposals.transition(proposal_id, ps.APPLIED, change_id=change_id)
     elif state == cs.STALE:
         # the apply's own stale guard refused before touching the role (a race with the pre-check)
         ctx.proposals.transition(proposal_id, ps.STALE, change_id=change_id, decision_reason=message[:500])
-    else:
+    else:  # refused (nothing touched), failed (restored), rollback_blocked (restore stopped on others' changes)
         ctx.proposals.transition(proposal_id, ps.FAILED, change_id=change_id, decision_reason=message[:500])
-    ctx.audit.record("tighten", f"apply.{state}", proposal_id, change_id=change_id, message=message)
-    if ctx.notifier is not None:
-        ctx.notifier.post_apply_result(proposal_id, change_id, ok, message)
-    return {"result": state, "change_id": change_id, "message": message}
+    posted = _post_once(ctx, change_id, "apply",
+                        lambda: ctx.notifier.post_apply_result(proposal_id, change_id, ok, message)  # type: ignore[union-attr]
+                        if ctx.notifier is not None else False)
+    if posted:
+        ctx.audit.record("tighten", f"apply.{state}", proposal_id, change_id=change_id, message=message)
+    return {"result": state, "change_id": change_id, "message": message, "posted": posted}
+
+
+def _post_once(ctx: JobContext, change_id: str | None, kind: str, post: Callable[[], Any]) -> bool:
+    """Post an outcome unless it already was. Runs under the item's lease, so nobody posts it concurrently; a
+    crash between Slack accepting the message and this record is the one case that posts it twice."""
+    if change_id is not None and ctx.changes.outcome_posted(change_id, kind):
+        return False
+    if not post():
+        return False
+    if change_id is not None:
+        ctx.changes.record_outcome_post(change_id, kind)
+    return True
 
 
 def _change_of(ctx: JobContext, proposal_id: str) -> cs.Change | None:
-    row = ctx.db.conn.execute("SELECT id FROM changes WHERE proposal_id = ? ORDER BY created_at DESC, rowid DESC"
+    changes = ctx.changes  # creates the tables on a fresh store
+    row = changes.db.conn.execute("SELECT id FROM changes WHERE proposal_id = ? ORDER BY created_at DESC, rowid DESC"
                               " LIMIT 1", [proposal_id]).fetchone()
-    return ctx.changes.get(row[0]) if row else None
+    return changes.get(row[0]) if row else None
 
 
 def handle_rollback(ctx: JobContext, item: WorkItem) -> dict[str, Any]:
-    from bot.aws.apply import rollback_change
+    """Roll back a change (``force``: over someone else's changes to what it touched), or finish an interrupted
+    rollback; post the result."""
+    from bot.aws.apply import resume_change, rollback_change
 
     change_id = item.payload["change_id"]
     requested_by = item.payload.get("requested_by") or item.requested_by
+    force = bool(item.payload.get("force"))
     change = ctx.changes.get(change_id)
     if change is None:
         return {"result": f"unknown change {change_id}"}
-    if change.state == cs.ROLLED_BACK and change.rolled_back_by == requested_by:
-        outcome_state, message = cs.ROLLED_BACK, f"change {change_id} rolled back"  # re-run after a crash
+    if change.state == cs.ROLLING_BACK:  # a previous attempt died or could not finish
+        outcome = resume_change(ctx.db, ctx.iam(change.account), change_id, clock=ctx.clock, retry=_retry(ctx))
+        if outcome is None:
+            raise ChangeNotFinished(f"change {change_id} is being worked on by {ctx.changes.holder(change_id)}")
+    elif change.state in (cs.ROLLED_BACK, cs.FAILED) and item.attempts > 1:
+        outcome = _result_of(change)  # re-run after a crash: only make sure the result was posted
     else:
         outcome = rollback_change(ctx.db, ctx.iam(change.account), change_id, requested_by=requested_by,
-                                  clock=ctx.clock)
-        outcome_state, message = outcome.state, outcome.message
-    ok = outcome_state == cs.ROLLED_BACK
+                                  force=force, clock=ctx.clock, retry=_retry(ctx))
+    _unless_finished(outcome)
+    if change.auto_rollback and change.proposal_id and outcome.state in (cs.FAILED, cs.ROLLBACK_BLOCKED):
+        return _settle_apply(ctx, change.proposal_id, outcome)  # an apply's restore, finished by recovery
+    ok = outcome.state == cs.ROLLED_BACK
     if ok and change.proposal_id:
         ctx.proposals.transition(change.proposal_id, ps.ROLLED_BACK)
-    ctx.audit.record(requested_by or "tighten", f"rollback.{outcome_state}", change_id, message=message)
-    if ctx.notifier is not None:
-        ctx.notifier.post_rollback_result(change.proposal_id, change_id, ok, message, requested_by)
-    return {"result": outcome_state, "message": message}
+    message = "; ".join([outcome.message, *outcome.notes])
+    notifier = ctx.notifier
+    post = (lambda: notifier.post_rollback_result(change.proposal_id, change_id, ok, message, requested_by,
+                                                  conflicts=outcome.conflicts)) if notifier is not None else (
+        lambda: False)
+    if outcome.state in (cs.ROLLED_BACK, cs.ROLLBACK_BLOCKED):
+        posted = _post_once(ctx, change_id, f"rollback:{outcome.state}", post)
+    else:  # refused (nothing changed): the answer to this request
+        posted = bool(post())
+    ctx.audit.record(requested_by or "tighten", f"rollback.{outcome.state}", change_id, message=message)
+    return {"result": outcome.state, "message": message, "posted": posted, "conflicts": outcome.conflicts}
 
 
 def handle_ingest(ctx: JobContext, item: WorkItem) -> dict[str, Any]:

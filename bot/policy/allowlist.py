@@ -10,16 +10,14 @@ File format (``config/allowlist.yaml``)::
         reason: data events are not logged by our trail
 
 A principal given as a name (no ``arn:``) matches any role or user with that name in any account (IAM names are
-case-insensitive). Loading validates every entry and raises :class:`AllowlistError` naming the file and entry.
-Parsing is pure (``parse_allowlist``); only ``load_allowlist``/``Allowlist.save`` touch the file system.
+case-insensitive). Parsing validates every entry and raises :class:`AllowlistError` naming the file and entry.
+This module is pure (no I/O): reading and writing the file, and who added which entry, live in
+``bot.store.allowlist``.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -115,19 +113,6 @@ class Allowlist:
                               default_flow_style=False, allow_unicode=True)
         return HEADER + body
 
-    def save(self, path: str | Path) -> None:
-        """Write atomically (temporary file + rename) so a crash never leaves half a file."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".allowlist-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(self.to_yaml())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
 
 def parse_allowlist(text: str, name: str = "<allowlist>") -> Allowlist:
     try:
@@ -152,17 +137,3 @@ def parse_allowlist(text: str, name: str = "<allowlist>") -> Allowlist:
         out.entries.append(make_entry(raw.get("action"), raw.get("resource"), raw.get("principal"),
                                       raw.get("reason") or "", where=f"{where} ({raw.get('action')!s})"))
     return out
-
-
-def load_allowlist(path: str | Path | None) -> Allowlist:
-    """Load and validate ``path``; a missing path (None) is an empty allowlist, a missing file an error."""
-    if path is None:
-        return Allowlist()
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise AllowlistError(f"{p}: cannot read allowlist: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise AllowlistError(f"{p}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
-    return parse_allowlist(text, str(p))

@@ -1,5 +1,10 @@
-"""Who may approve what: approvers from config (Slack users or user groups, per account), the
-self-approval rule, and a short-lived cache of user-group membership (``usergroups.users.list``)."""
+"""Who may approve what: approvers from config (Slack users or user groups, per account), the two-person rule,
+and a short-lived cache of user-group membership (``usergroups.users.list``).
+
+Two-person rule (unless ``approval.allow_self_approval``): nobody approves a proposal they brought about — the
+person who requested its scan, and everyone who added (``/tighten allow``, the Allow button) an allowlist entry the
+proposal grants something because of. The scan records them on the proposal (``Proposal.excluded_approvers``);
+:func:`approval_gate` says who may approve and who may not, and why."""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from dataclasses import dataclass
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.config import Config
+from bot.config import Approvers, Config
 from bot.store.proposals import Proposal
 
 log = logging.getLogger(__name__)
@@ -22,6 +27,41 @@ log = logging.getLogger(__name__)
 class Decision:
     allowed: bool
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    user: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ApprovalGate:
+    """Who may approve a proposal: the account's approvers, less ``excluded`` (each with its reason)."""
+
+    approvers: Approvers
+    excluded: tuple[Exclusion, ...]
+
+    def exclusion_of(self, user_id: str) -> Exclusion | None:
+        return next((e for e in self.excluded if e.user == user_id), None)
+
+
+def approval_gate(config: Config, proposal: Proposal) -> ApprovalGate:
+    """The approvers of ``proposal`` and the people the two-person rule excludes (none when
+    ``approval.allow_self_approval`` is set). Proposals stored before exclusions were recorded exclude their
+    requester."""
+    excluded: list[Exclusion] = []
+    if not config.allow_self_approval:
+        recorded = [Exclusion(str(e.get("user")), str(e.get("reason") or "")) for e in proposal.excluded_approvers
+                    if isinstance(e, dict) and e.get("user")]
+        if proposal.requested_by and not any(e.user == proposal.requested_by for e in recorded):
+            recorded.insert(0, Exclusion(proposal.requested_by, "requested this scan"))
+        seen: set[tuple[str, str]] = set()
+        for e in recorded:
+            if (e.user, e.reason) not in seen:
+                seen.add((e.user, e.reason))
+                excluded.append(e)
+    return ApprovalGate(config.approvers_for(proposal.account), tuple(excluded))
 
 
 class GroupMembers:
@@ -78,7 +118,9 @@ class ApprovalPolicy:
         decision = self.is_approver(client, user_id, proposal.account)
         if not decision.allowed:
             return decision
-        if proposal.requested_by == user_id and not self.config.allow_self_approval:
-            return Decision(False, "you requested this scan, so someone else must approve it "
-                                   "(approval.allow_self_approval is off)")
+        gate = approval_gate(self.config, proposal)
+        reasons = [e.reason for e in gate.excluded if e.user == user_id]
+        if reasons:
+            return Decision(False, f"you {' and '.join(reasons)}, so someone else must approve it "
+                                   "(two-person rule; approval.allow_self_approval is off)")
         return Decision(True)

@@ -186,11 +186,22 @@ def rollback_actions(change_id: str, role_name: str) -> Block:
 
 
 def rollback_result_message(p: Proposal, change_id: str, ok: bool, detail: str,
-                            requested_by: str | None = None) -> Message:
+                            requested_by: str | None = None, conflicts: Sequence[str] = ()) -> Message:
     body = render("review_rollback_result.j2", p=p, change_id=change_id, ok=ok, detail=detail,
-                  requested_by=requested_by)
-    verb = "Rolled back" if ok else "Rollback failed"
-    return Message(text=f"{verb}: {p.role_name}", blocks=limits.fit_blocks([mrkdwn(body)]))
+                  requested_by=requested_by, conflicts=list(conflicts))
+    blocks = [mrkdwn(body)]
+    if conflicts and not ok:
+        blocks.append(force_rollback_actions(change_id, p.role_name))
+    verb = "Rolled back" if ok else ("Rollback stopped" if conflicts else "Rollback failed")
+    return Message(text=f"{verb}: {p.role_name}", blocks=limits.fit_blocks(blocks))
+
+
+def force_rollback_actions(change_id: str, role_name: str) -> Block:
+    return {"type": "actions", "block_id": BlockId.ROLLBACK_ACTIONS, "elements": [
+        button("Roll back anyway", ActionId.ROLLBACK_FORCE, change_id, "danger", confirm_dialog(
+            "Overwrite their changes?", f"Restore *{limits.escape(role_name)}* to its state before change "
+            f"`{change_id}`, over the changes listed. What it replaces is stored first.", "Roll back anyway",
+            style="danger"))]}
 
 
 def allow_value(proposal_id: str, change_id: str, action: str, resource: str) -> str:

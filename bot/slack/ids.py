@@ -10,6 +10,7 @@ class ActionId(StrEnum):
     REJECT = "tighten.proposal.reject"
     VIEW_POLICY = "tighten.proposal.view_policy"
     ROLLBACK = "tighten.change.rollback"
+    ROLLBACK_FORCE = "tighten.change.rollback_force"
     ALLOW_ACTION = "tighten.denial.allow_action"
     HOME_REFRESH = "tighten.home.refresh"
     OPEN_TERRAFORM = "tighten.proposal.open_terraform"

@@ -107,7 +107,7 @@ class Notifier:
         return sent
 
     def post_rollback_result(self, proposal_id: str | None, change_id: str, ok: bool, detail: str,
-                             requested_by: str | None = None) -> bool:
+                             requested_by: str | None = None, conflicts: Sequence[str] = ()) -> bool:
         if proposal_id is None:
             change = self.ctx.changes.get(change_id)
             proposal_id = change.proposal_id if change else None
@@ -115,7 +115,8 @@ class Notifier:
         if proposal is None:
             log.warning("rollback result for change %s has no proposal to thread under", change_id)
             return False
-        sent = self._in_thread(proposal, b.rollback_result_message(proposal, change_id, ok, detail, requested_by))
+        sent = self._in_thread(proposal, b.rollback_result_message(proposal, change_id, ok, detail, requested_by,
+                                                                   conflicts))
         self.update_decision(proposal.id)
         return sent
 

@@ -1,30 +1,29 @@
 """The decisions users make in Slack, shared by slash commands, buttons, modals and App Home.
 
 Each returns an :class:`Outcome` (what to tell the user) and changes nothing when it refuses. State changes
-are single atomic store transitions; work (apply, rollback, scan) is only ever *queued* here.
+are single atomic store transitions; work (apply, rollback, scan) is only ever *queued* here, in the same
+transaction as the decision it follows (an approval and its apply item commit together or not at all).
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 from slack_sdk import WebClient
 
-from bot.policy.allowlist import AllowEntry, AllowlistError, load_allowlist
+from bot.policy.allowlist import AllowEntry, AllowlistError
 from bot.slack.context import AppContext
 from bot.slack.limits import escape
 from bot.slack.listeners import MANUAL_SCAN_PRIORITY, scan_dedupe_key
 from bot.store import changes as change_states
+from bot.store.allowlist import AllowlistAuthors, add_entry
+from bot.store.db import transaction
 from bot.store.proposals import APPLIED, APPROVED, PENDING, REJECTED
+from bot.store.queue import APPLY_PRIORITY, ROLLBACK_PRIORITY
 from bot.util.clock import iso
 
-#: Applies and rollbacks run before scans.
-APPLY_PRIORITY = 200
-ROLLBACK_PRIORITY = 300
-
-_allowlist_lock = threading.Lock()  # read-modify-write of the allowlist file within this process
+__all__ = ["APPLY_PRIORITY", "ROLLBACK_PRIORITY", "Outcome", "allow_action", "approve", "can_reject", "reject",
+           "request_rollback"]
 
 
 @dataclass(frozen=True)
@@ -59,15 +58,20 @@ def approve(ctx: AppContext, client: WebClient, user_id: str, proposal_id: str) 
     if not decision.allowed:
         ctx.audit.record(user_id, "proposal.approve_refused", proposal_id, reason=decision.reason)
         return _refuse(ctx, "slack.unauthorized", f"You cannot approve `{proposal_id}`: {decision.reason}.")
-    won = ctx.proposals.transition(proposal_id, APPROVED, decided_by=user_id, decided_at=iso(ctx.clock()))
-    if won is None:
+    with transaction(ctx.db):  # the approval and its apply item commit together, or neither does
+        won = ctx.proposals.transition(proposal_id, APPROVED, decided_by=user_id, decided_at=iso(ctx.clock()))
+        item = None
+        if won is not None:
+            item, _ = ctx.queue.enqueue("apply", {"proposal_id": proposal_id, "approved_by": user_id},
+                                        priority=APPLY_PRIORITY, dedupe_key=f"apply:{proposal_id}",
+                                        requested_by=user_id)
+            ctx.audit.record(user_id, "proposal.approve", proposal_id, work_item=item.id,
+                             role=proposal.principal_arn)
+    if won is None or item is None:
         current = ctx.proposals.get(proposal_id)
         state = current.state if current else "gone"
         who = f" by <@{current.decided_by}>" if current and current.decided_by else ""
         return _refuse(ctx, "slack.already_decided", f"Proposal `{proposal_id}` was already {state}{who}.")
-    item, _ = ctx.queue.enqueue("apply", {"proposal_id": proposal_id, "approved_by": user_id},
-                                priority=APPLY_PRIORITY, dedupe_key=f"apply:{proposal_id}", requested_by=user_id)
-    ctx.audit.record(user_id, "proposal.approve", proposal_id, work_item=item.id, role=proposal.principal_arn)
     return Outcome(True, f"Approved `{proposal_id}`; the change to *{proposal.role_name}* is queued.", item.id)
 
 
@@ -102,35 +106,53 @@ def can_reject(ctx: AppContext, client: WebClient, user_id: str, proposal_id: st
     return Outcome(True, "")
 
 
-def request_rollback(ctx: AppContext, client: WebClient, user_id: str, change_id: str) -> Outcome:
-    """Queue a rollback of an applied change (approvers of the change's account only)."""
+def request_rollback(ctx: AppContext, client: WebClient, user_id: str, change_id: str, *,
+                     force: bool = False) -> Outcome:
+    """Queue a rollback of an applied change (approvers only). ``force``: restore the before-image even over
+    someone else's later changes to what the change touched (also the way out of ``rollback_blocked``)."""
     change = ctx.changes.get(change_id)
     if change is None:
         return _refuse(ctx, "slack.unknown_change", f"Unknown change `{change_id}` (see `/tighten status <role>`).")
-    if change.state != change_states.APPLIED:
+    allowed = (change_states.APPLIED, change_states.ROLLBACK_BLOCKED) if force else (change_states.APPLIED,)
+    if change.state not in allowed:
         why = {change_states.ROLLED_BACK: "it was already rolled back",
                change_states.ROLLING_BACK: "it is being rolled back right now",
                change_states.APPLYING: "it is still being applied",
                change_states.FAILED: "it failed and the role was already restored",
                change_states.STALE: "it was refused (the role had changed); nothing was touched",
-               change_states.REFUSED: "it was refused; nothing was touched"}.get(change.state, change.state)
+               change_states.REFUSED: "it was refused; nothing was touched",
+               change_states.ROLLBACK_BLOCKED: "restoring it stopped on someone else's changes "
+                                               f"({change.reason}); roll back with force to restore it anyway",
+               }.get(change.state, change.state)
         return _refuse(ctx, "slack.not_rollbackable", f"Change `{change_id}` cannot be rolled back: {why}.")
-    newer = ctx.changes.newer_applied(change)
-    if newer:
-        return _refuse(ctx, "slack.not_rollbackable",
-                       f"Change `{change_id}` cannot be rolled back yet: newer change(s) "
-                       f"{', '.join(f'`{c.id}`' for c in newer)} on *{change.role_name}* must be rolled back first.")
     decision = ctx.approval.is_approver(client, user_id, change.account)
     if not decision.allowed:
         ctx.audit.record(user_id, "change.rollback_refused", change_id, reason=decision.reason)
         return _refuse(ctx, "slack.unauthorized", f"You cannot roll back `{change_id}`: {decision.reason}.")
-    item, created = ctx.queue.enqueue("rollback", {"change_id": change_id, "requested_by": user_id},
-                                      priority=ROLLBACK_PRIORITY, dedupe_key=f"rollback:{change_id}",
-                                      requested_by=user_id)
+    with transaction(ctx.db):  # the checks and the rollback item are one atomic unit
+        current = ctx.changes.get(change_id)
+        if current is None or current.state not in allowed:
+            return _refuse(ctx, "slack.not_rollbackable",
+                           f"Change `{change_id}` cannot be rolled back: it is {current.state if current else 'gone'}.")
+        newer = ctx.changes.newer_applied(current)
+        if newer:
+            return _refuse(ctx, "slack.not_rollbackable",
+                           f"Change `{change_id}` cannot be rolled back yet: newer change(s) "
+                           f"{', '.join(f'`{c.id}`' for c in newer)} on *{change.role_name}* must be rolled back "
+                           "first.")
+        payload: dict[str, object] = {"change_id": change_id, "requested_by": user_id}
+        if force:
+            payload["force"] = True
+        item, created = ctx.queue.enqueue("rollback", payload,
+                                          priority=ROLLBACK_PRIORITY, dedupe_key=f"rollback:{change_id}",
+                                          requested_by=user_id)
+        if created:
+            ctx.audit.record(user_id, "change.rollback_request", change_id, work_item=item.id,
+                             role=change.role_arn, force=force)
     if not created:
         return Outcome(True, f"A rollback of `{change_id}` is already queued.", item.id)
-    ctx.audit.record(user_id, "change.rollback_request", change_id, work_item=item.id, role=change.role_arn)
-    return Outcome(True, f":leftwards_arrow_with_hook: Rollback of `{change_id}` (*{change.role_name}*) queued.",
+    how = " with force" if force else ""
+    return Outcome(True, f":leftwards_arrow_with_hook: Rollback{how} of `{change_id}` (*{change.role_name}*) queued.",
                    item.id)
 
 
@@ -144,14 +166,11 @@ def allow_action(ctx: AppContext, client: WebClient, user_id: str, *, account: s
     if not ctx.allowlist_path:
         return _refuse(ctx, "slack.no_allowlist",
                        "No allowlist file is configured (set `allowlist:` in the config file).")
-    path = Path(ctx.allowlist_path)
     try:
-        with _allowlist_lock:
-            allowlist = load_allowlist(path) if path.exists() else load_allowlist(None)
-            entry: AllowEntry = allowlist.add(principal_arn, action, resource, reason)
-            allowlist.save(path)
+        entry: AllowEntry = add_entry(ctx.allowlist_path, principal_arn, action, resource, reason)
     except AllowlistError as exc:
         return _refuse(ctx, "slack.bad_input", str(exc).replace("new entry: ", ""))
+    AllowlistAuthors(ctx.db, ctx.clock).record(entry, user_id)  # the two-person rule: they may not approve it
     ctx.audit.record(user_id, "allowlist.add", principal_arn, iam_action=entry.action, resource=entry.resource)
     text = f"Allowlisted `{entry.action}` on `{entry.resource}` for `{principal_arn}`."
     item_id = None

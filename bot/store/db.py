@@ -88,8 +88,14 @@ def ensure_store_directory(path: str | Path) -> None:
 @contextmanager
 def transaction(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
     """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on any exception, which is re-raised): the write lock is
-    taken at the start, so check-then-write sequences inside are atomic against other connections."""
+    taken at the start, so check-then-write sequences inside are atomic against other connections.
+
+    Inside an already open transaction on the same connection it joins that one (the outermost commits or rolls
+    back), so store methods can be combined into one atomic unit (approve + enqueue apply)."""
     conn = db.conn
+    if conn.in_transaction:
+        yield conn
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn

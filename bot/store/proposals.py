@@ -58,7 +58,8 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     REFUSED: (APPROVED,),  # it would grant more than the role holds now: never applied
 }
 
-_JSON_FIELDS = ("documents", "current_documents", "risk_reasons", "warnings", "stats", "notes", "checks", "iac")
+_JSON_FIELDS = ("documents", "current_documents", "risk_reasons", "warnings", "stats", "notes", "checks", "iac",
+                "excluded_approvers")
 _DICT_FIELDS = ("stats", "checks", "iac")
 
 
@@ -100,6 +101,10 @@ class Proposal:
     # "direct_apply": bool, "role_inline": [names], "role_managed": [ARNs] (what the role held, for the
     # snippets), "checked_hash": policy hash last compared, "confirmed_at", "drift": {...}}.
     iac: dict[str, Any] = field(default_factory=dict)
+    # Who may not approve this proposal and why (two-person rule), recorded when it is created:
+    # [{"user": "U123", "reason": "requested this scan"}, {"user": "U456", "reason": "added the allowlist entry
+    # iam:PassRole on * that this proposal grants"}]. ``bot.slack.approvals.approval_gate`` reads it.
+    excluded_approvers: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def is_open(self) -> bool:
@@ -250,10 +255,10 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
             window_start TEXT, window_end TEXT, summary TEXT, diff_text TEXT, unified_diff TEXT,
             risk_score REAL, risk_reasons TEXT, warnings TEXT, stats TEXT, notes TEXT, engine TEXT,
             requested_by TEXT, decided_by TEXT, decided_at TEXT, decision_reason TEXT,
-            channel TEXT, message_ts TEXT, change_id TEXT, checks TEXT, iac TEXT
+            channel TEXT, message_ts TEXT, change_id TEXT, checks TEXT, iac TEXT, excluded_approvers TEXT
         )"""
     )
-    add_missing_columns(db, "proposals", {"checks": "TEXT", "iac": "TEXT"})
+    add_missing_columns(db, "proposals", {"checks": "TEXT", "iac": "TEXT", "excluded_approvers": "TEXT"})
     db.conn.execute("CREATE INDEX IF NOT EXISTS proposals_principal ON proposals (principal_arn, state)")
     db.conn.execute(
         """CREATE TABLE IF NOT EXISTS audit (

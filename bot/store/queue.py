@@ -2,16 +2,23 @@
 
 Not APScheduler's job store: APScheduler only *triggers*; work lives here with explicit states
 (``pending`` -> ``running`` -> ``done`` | ``failed``; ``cancelled``) and is claimed atomically with
-``UPDATE ... RETURNING``, so two workers never run the same item. A process killed mid-item leaves it
-``running``; :meth:`WorkQueue.recover` puts such items back to ``pending`` at start-up (handlers are
-idempotent: apply is journaled, a scan overwrites its own proposal), so nothing is lost and nothing that
-finished runs again.
+``UPDATE ... RETURNING``, so two workers never run the same item.
+
+Leases: a claimed item has an owner (``claimed_by``) and a lease (``lease_until``, ``LEASE`` from the claim). The
+owner renews it with :meth:`WorkQueue.heartbeat` while it works (the worker does so every ``LEASE / 6``). A process
+killed mid-item stops renewing; once the lease has expired, :meth:`WorkQueue.recover` puts the item back to
+``pending`` (handlers are idempotent: apply is journaled, a scan overwrites its own proposal), so nothing is lost
+and nothing that finished runs again. An item whose lease is still live is never taken from its owner, so two
+processes on one store (``tighten serve`` and a ``tighten worker`` from cron, or a rolling restart) never run the
+same item at once. Finishing an item (:meth:`complete`, :meth:`fail`) only counts for its current owner.
+Clocks of processes sharing a store must agree to well within ``LEASE`` (NTP).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import sqlite_utils
@@ -20,6 +27,14 @@ from bot.store.db import transaction
 from bot.util.clock import Clock, iso, utcnow
 
 PENDING, RUNNING, DONE, FAILED, CANCELLED = "pending", "running", "done", "failed", "cancelled"
+
+#: How long a claim holds without a heartbeat. Long enough to ride out a stalled SQLite writer or a slow AWS call
+#: between two heartbeats (every LEASE / 6 = 20 s), short enough that a dead process's item is taken over quickly.
+LEASE = timedelta(seconds=120)
+
+#: Applies and rollbacks run before scans (a person is waiting, and a half-done change must finish first).
+APPLY_PRIORITY = 200
+ROLLBACK_PRIORITY = 300
 
 
 @dataclass(frozen=True)
@@ -37,6 +52,7 @@ class WorkItem:
     claimed_by: str | None
     error: str | None
     result: dict[str, Any] | None
+    lease_until: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> WorkItem:
@@ -45,15 +61,17 @@ class WorkItem:
             priority=row["priority"], dedupe_key=row["dedupe_key"], requested_by=row["requested_by"],
             created_at=row["created_at"], not_before=row["not_before"], attempts=row["attempts"],
             claimed_by=row["claimed_by"], error=row["error"],
-            result=json.loads(row["result"]) if row["result"] else None,
+            result=json.loads(row["result"]) if row["result"] else None, lease_until=row.get("lease_until"),
         )
 
 
 class WorkQueue:
-    def __init__(self, db: sqlite_utils.Database, clock: Clock = utcnow, max_attempts: int = 3) -> None:
+    def __init__(self, db: sqlite_utils.Database, clock: Clock = utcnow, max_attempts: int = 3,
+                 lease: timedelta = LEASE) -> None:
         self.db = db
         self.clock = clock
         self.max_attempts = max_attempts
+        self.lease = lease
         ensure_schema(db)
 
     # -- producing ------------------------------------------------------------------------
@@ -69,15 +87,17 @@ class WorkQueue:
                     (dedupe_key, PENDING, RUNNING),
                 ).fetchone()
                 if row is not None:
-                    # The same work asked for again: it keeps its place in line but is raised to the
-                    # higher priority, and a person asking takes over ``requested_by`` (so the
-                    # no-self-approval rule sees who asked).
+                    # The same work asked for again: it keeps its place in line and is raised to the higher
+                    # priority. Its requester never changes once set (the two-person rule must see the first
+                    # person who asked); a person asking for an item nobody asked for (a scheduled scan)
+                    # becomes its requester.
                     existing = self._item(row)
                     merged = dict(existing.payload)
-                    if requested_by is not None:
-                        merged.update({k: v for k, v in (payload or {}).items() if k == "requested_by"})
+                    asked = (payload or {}).get("requested_by")
+                    if asked is not None and merged.get("requested_by") is None:
+                        merged["requested_by"] = asked
                     conn.execute(
-                        "UPDATE work_items SET priority = MAX(priority, ?), requested_by = COALESCE(?, requested_by),"
+                        "UPDATE work_items SET priority = MAX(priority, ?), requested_by = COALESCE(requested_by, ?),"
                         " payload = ? WHERE id = ?",
                         (priority, requested_by, json.dumps(merged, sort_keys=True), existing.id),
                     )
@@ -93,34 +113,46 @@ class WorkQueue:
 
     # -- consuming ------------------------------------------------------------------------
     def claim(self, worker: str, kinds: list[str] | None = None) -> WorkItem | None:
-        """Atomically take the highest-priority due pending item (oldest first among equals)."""
-        now = iso(self.clock())
-        kind_sql, params = "", [PENDING, now]
+        """Atomically take the highest-priority due pending item (oldest first among equals), with a lease."""
+        now = self.clock()
+        kind_sql, params = "", [PENDING, iso(now)]
         if kinds:
             kind_sql = f" AND kind IN ({', '.join('?' for _ in kinds)})"
             params.extend(kinds)
         row = self.db.conn.execute(
-            "UPDATE work_items SET state = ?, claimed_by = ?, claimed_at = ?, attempts = attempts + 1"
+            "UPDATE work_items SET state = ?, claimed_by = ?, claimed_at = ?, lease_until = ?,"
+            " attempts = attempts + 1"
             " WHERE id = (SELECT id FROM work_items WHERE state = ? AND (not_before IS NULL OR not_before <= ?)"
             f"{kind_sql} ORDER BY priority DESC, id LIMIT 1) AND state = ? RETURNING *",
-            [RUNNING, worker, now, *params, PENDING],
+            [RUNNING, worker, iso(now), iso(now + self.lease), *params, PENDING],
         ).fetchone()
         return self._item(row) if row is not None else None
 
-    def complete(self, item_id: int, result: dict[str, Any] | None = None) -> bool:
-        return self._finish(item_id, DONE, result=result)
+    def heartbeat(self, item_id: int, worker: str) -> bool:
+        """Renew the lease of an item ``worker`` is running; False when it is no longer its owner (the lease
+        expired and someone else took the item over, or it was finished)."""
+        cur = self.db.conn.execute(
+            "UPDATE work_items SET lease_until = ? WHERE id = ? AND state = ? AND claimed_by = ?",
+            (iso(self.clock() + self.lease), item_id, RUNNING, worker),
+        )
+        return cur.rowcount == 1
 
-    def fail(self, item_id: int, error: str, *, retry: bool = False, not_before: str | None = None) -> bool:
+    def complete(self, item_id: int, result: dict[str, Any] | None = None, *, worker: str | None = None) -> bool:
+        return self._finish(item_id, DONE, result=result, worker=worker)
+
+    def fail(self, item_id: int, error: str, *, retry: bool = False, not_before: str | None = None,
+             worker: str | None = None) -> bool:
         """Record a failure; with ``retry`` and attempts left the item goes back to pending."""
         item = self.get(item_id)
         if retry and item.attempts < self.max_attempts:
+            owner_sql, params = _owner(worker)
             cur = self.db.conn.execute(
-                "UPDATE work_items SET state = ?, error = ?, not_before = ?, claimed_by = NULL"
-                " WHERE id = ? AND state = ?",
-                (PENDING, error[:2000], not_before, item_id, RUNNING),
+                "UPDATE work_items SET state = ?, error = ?, not_before = ?, claimed_by = NULL, lease_until = NULL"
+                f" WHERE id = ? AND state = ?{owner_sql}",
+                (PENDING, error[:2000], not_before, item_id, RUNNING, *params),
             )
             return cur.rowcount == 1
-        return self._finish(item_id, FAILED, error=error)
+        return self._finish(item_id, FAILED, error=error, worker=worker)
 
     def cancel(self, item_id: int) -> bool:
         cur = self.db.conn.execute(
@@ -130,13 +162,25 @@ class WorkQueue:
         return cur.rowcount == 1
 
     def recover(self, worker: str | None = None) -> int:
-        """At start-up: items left ``running`` by a dead process go back to ``pending``. Returns the count."""
-        sql = "UPDATE work_items SET state = ?, claimed_by = NULL WHERE state = ?"
+        """Items whose owner is gone go back to ``pending``. Without ``worker``: every running item whose lease
+        has expired (items of older stores without a lease count as expired). With ``worker``: that worker's own
+        items (a clean shutdown releasing what it still holds). Returns the count."""
+        sql = "UPDATE work_items SET state = ?, claimed_by = NULL, lease_until = NULL WHERE state = ?"
         params: list[Any] = [PENDING, RUNNING]
         if worker is not None:
             sql += " AND claimed_by = ?"
             params.append(worker)
+        else:
+            sql += " AND (lease_until IS NULL OR lease_until < ?)"
+            params.append(iso(self.clock()))
         return self.db.conn.execute(sql, params).rowcount
+
+    def active(self, kind: str, dedupe_key: str) -> WorkItem | None:
+        """The pending or running item of ``kind`` with ``dedupe_key``, if any."""
+        row = self.db.conn.execute(
+            "SELECT * FROM work_items WHERE kind = ? AND dedupe_key = ? AND state IN (?, ?) ORDER BY id LIMIT 1",
+            (kind, dedupe_key, PENDING, RUNNING)).fetchone()
+        return self._item(row) if row is not None else None
 
     # -- reading --------------------------------------------------------------------------
     def get(self, item_id: int) -> WorkItem:
@@ -181,11 +225,13 @@ class WorkQueue:
 
     # -- internals ------------------------------------------------------------------------
     def _finish(self, item_id: int, state: str, *, result: dict[str, Any] | None = None,
-                error: str | None = None) -> bool:
+                error: str | None = None, worker: str | None = None) -> bool:
+        owner_sql, params = _owner(worker)
         cur = self.db.conn.execute(
-            "UPDATE work_items SET state = ?, result = ?, error = ?, finished_at = ? WHERE id = ? AND state = ?",
+            "UPDATE work_items SET state = ?, result = ?, error = ?, finished_at = ?, lease_until = NULL"
+            f" WHERE id = ? AND state = ?{owner_sql}",
             (state, json.dumps(result, sort_keys=True) if result is not None else None,
-             error[:2000] if error else None, iso(self.clock()), item_id, RUNNING),
+             error[:2000] if error else None, iso(self.clock()), item_id, RUNNING, *params),
         )
         return cur.rowcount == 1
 
@@ -197,6 +243,10 @@ class WorkQueue:
         if not hasattr(self, "_cols"):
             self._cols = [d[0] for d in self.db.conn.execute("SELECT * FROM work_items LIMIT 0").description]
         return self._cols
+
+
+def _owner(worker: str | None) -> tuple[str, tuple[str, ...]]:
+    return (" AND claimed_by = ?", (worker,)) if worker is not None else ("", ())
 
 
 def ensure_schema(db: sqlite_utils.Database) -> None:
@@ -216,8 +266,12 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
             claimed_at TEXT,
             finished_at TEXT,
             result TEXT,
-            error TEXT
+            error TEXT,
+            lease_until TEXT
         )"""
     )
+    have = {row[1] for row in db.conn.execute("PRAGMA table_info(work_items)")}
+    if "lease_until" not in have:  # stores created before leases
+        db.conn.execute("ALTER TABLE work_items ADD COLUMN lease_until TEXT")
     db.conn.execute("CREATE INDEX IF NOT EXISTS work_items_state ON work_items (state, kind, priority, id)")
     db.conn.execute("CREATE INDEX IF NOT EXISTS work_items_dedupe ON work_items (dedupe_key, state)")

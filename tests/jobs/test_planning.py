@@ -133,7 +133,7 @@ def test_off_hours_window(clock) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_allowlist_change_invalidates_cache_and_follow_up_includes_action(env: Env) -> None:
-    from bot.policy.allowlist import load_allowlist
+    from bot.store.allowlist import load_allowlist, save_allowlist
 
     arn = env.role("reporting", policy("s3:*"))
     env.use(arn, "s3:ListAllMyBuckets")
@@ -146,7 +146,7 @@ def test_allowlist_change_invalidates_cache_and_follow_up_includes_action(env: E
 
     allowlist = load_allowlist(None)
     allowlist.add(arn, "s3:GetObject", "arn:aws:s3:::reports/*", "needed at month end")
-    allowlist.save(env.ctx.config.allowlist_path)  # what the "Allow s3:GetObject" button does
+    save_allowlist(allowlist, env.ctx.config.allowlist_path)  # what the "Allow s3:GetObject" button does
     plan_scans(env.ctx)
     assert [i.payload["principal_arn"] for i in env.ctx.queue.pending("scan")] == [arn]
     Worker(env.ctx, kinds=("scan",)).run_until_idle()

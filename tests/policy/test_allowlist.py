@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.policy.allowlist import AllowEntry, Allowlist, AllowlistError, load_allowlist, parse_allowlist
+from bot.policy.allowlist import AllowEntry, Allowlist, AllowlistError, parse_allowlist
+from bot.store.allowlist import load_allowlist, save_allowlist
 
 REPO = Path(__file__).resolve().parents[2]
 ROLE = "arn:aws:iam::111122223333:role/deployer"
@@ -72,7 +73,7 @@ def test_add_and_save_round_trip(tmp_path: Path) -> None:
     assert len(al.entries) == 2 and al.entries[0].reason == "passed via CloudFormation"
     with pytest.raises(AllowlistError, match="unknown IAM action"):
         al.add(ROLE, "iam:PassRoles")
-    al.save(path)
+    save_allowlist(al, path)
     assert path.read_text().startswith("# Tighten allowlist")
     assert load_allowlist(path).entries == al.entries
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind

@@ -1,4 +1,5 @@
-"""Roll back button (apply result, denial alert, App Home): queue a rollback (approvers only)."""
+"""Roll back button (apply result, denial alert, App Home) and Roll back anyway (a rollback that stopped on
+someone else's changes): queue a rollback (approvers only)."""
 
 from __future__ import annotations
 
@@ -19,4 +20,11 @@ def register(app: App) -> None:
         ack()
         ctx = app_context(context)
         outcome = operations.request_rollback(ctx, client, body["user"]["id"], action_value(body))
+        tell_user(client, body, info(outcome.message))
+
+    @app.action(ActionId.ROLLBACK_FORCE.value)
+    def on_rollback_force(ack: Ack, body: dict[str, Any], client: WebClient, context: Any) -> None:
+        ack()
+        ctx = app_context(context)
+        outcome = operations.request_rollback(ctx, client, body["user"]["id"], action_value(body), force=True)
         tell_user(client, body, info(outcome.message))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.policy.allowlist import AllowlistError, load_allowlist
+from bot.policy.allowlist import AllowlistError
 from bot.slack.blocks import Message, info
 from bot.slack.commands.base import CommandError, CommandRequest, expect_args, resolve_role
 from bot.slack.templating import render
+from bot.store.allowlist import load_allowlist
 
 USAGE = "/tighten allowlist [role]"
 SHOWN = 30
