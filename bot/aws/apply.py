@@ -39,6 +39,7 @@ from botocore.exceptions import ClientError
 from bot.aws.calls import (
     Calls,
     LeaseLost,
+    PolicyState,
     RetryPolicy,
     Unfinished,
     code,
@@ -174,7 +175,6 @@ def rollback_change(db: sqlite_utils.Database, iam: Any, change_id: str, *, requ
     Refused (state ``refused``, nothing changed) unless the change is ``applied`` (or ``rollback_blocked``, with
     ``force``), no newer change of the role is in effect, and — without ``force`` — nobody changed what the
     change touched (the conflicts are listed in the result)."""
-    from bot.aws.restore import plan_restore, run_rollback
 
     store = ChangeStore(db, clock)
     owner = owner or default_owner()
@@ -203,27 +203,41 @@ def rollback_change(db: sqlite_utils.Database, iam: Any, change_id: str, *, requ
         return ChangeResult(change_id, cs.REFUSED, change.role_name,
                             f"change {change_id} is being worked on by {store.holder(change_id)}; try again later")
     try:
-        calls = Calls(iam, store, change_id, owner, retry or RetryPolicy())
-        try:
-            plan = plan_restore(calls, store, change, force=force)
-        except (ClientError, Unfinished) as exc:
-            return ChangeResult(change_id, cs.REFUSED, change.role_name,
-                                f"cannot read role {change.role_name} to roll back: {error_text(exc)}; nothing "
-                                "was changed")
-        if plan.refusal or (plan.conflicts and not force):
-            message = plan.refusal or _conflict_message(change, plan.conflicts)
-            store.audit.record(requested_by or "tighten", "change.rollback_refused", change_id, reason=message)
-            return ChangeResult(change_id, cs.REFUSED, change.role_name, message, conflicts=plan.conflicts,
-                                kept=plan.kept)
-        store.record_step(change_id, "rollback", "request", requested_by or "tighten", {"force": force})
-        if not store.transition(change_id, cs.ROLLING_BACK, actor=requested_by, rolled_back_by=requested_by,
-                                reason=f"rollback requested by {requested_by or 'tighten'}"
-                                       + (" (forced)" if force else "")):
-            return ChangeResult(change_id, cs.REFUSED, change.role_name,
-                                f"change {change_id} is being rolled back by someone else")
-        return run_rollback(calls, store, store.get(change_id) or change)
-    finally:
+        result = _rollback_owned(Calls(iam, store, change_id, owner, retry or RetryPolicy()), store, change,
+                                 requested_by, force)
+    except LeaseLost:
+        raise
+    except Exception:
         store.release(change_id, owner)
+        raise
+    # (a process being killed releases nothing: its lease expires and the rollback is resumed after that)
+    store.release(change_id, owner)
+    return result
+
+
+def _rollback_owned(calls: Calls, store: ChangeStore, change: Change, requested_by: str | None,
+                    force: bool) -> ChangeResult:
+    from bot.aws.restore import plan_restore, run_rollback
+
+    change_id = change.id
+    try:
+        plan = plan_restore(calls, store, change, force=force)
+    except (ClientError, Unfinished) as exc:
+        return ChangeResult(change_id, cs.REFUSED, change.role_name,
+                            f"cannot read role {change.role_name} to roll back: {error_text(exc)}; nothing "
+                            "was changed")
+    if plan.refusal or (plan.conflicts and not force):
+        message = plan.refusal or _conflict_message(change, plan.conflicts)
+        store.audit.record(requested_by or "tighten", "change.rollback_refused", change_id, reason=message)
+        return ChangeResult(change_id, cs.REFUSED, change.role_name, message, conflicts=plan.conflicts,
+                            kept=plan.kept)
+    store.record_step(change_id, "rollback", "request", requested_by or "tighten", {"force": force})
+    if not store.transition(change_id, cs.ROLLING_BACK, actor=requested_by, rolled_back_by=requested_by,
+                            reason=f"rollback requested by {requested_by or 'tighten'}"
+                                   + (" (forced)" if force else "")):
+        return ChangeResult(change_id, cs.REFUSED, change.role_name,
+                            f"change {change_id} is being rolled back by someone else")
+    return run_rollback(calls, store, store.get(change_id) or change)
 
 
 def resume_change(db: sqlite_utils.Database, iam: Any, change_id: str, *, hook: StepHook | None = None,
@@ -268,9 +282,10 @@ def _finish_owned(store: ChangeStore, iam: Any, change: Change, owner: str, retr
             result = run_rollback(calls, store, change)
     except LeaseLost:
         raise
-    except BaseException:
-        store.release(change.id, owner)  # a crash in-process (tests) or an unexpected error: the next run resumes
+    except Exception:
+        store.release(change.id, owner)  # an unexpected error: the next run may resume at once
         raise
+    # (a process being killed releases nothing: its lease expires and the change is resumed after that)
     store.release(change.id, owner)
     return result
 
@@ -303,6 +318,7 @@ class TargetState:
     state: str
     text: str | None = None  # inline policy: its exact text now; managed policy: its default version's text
     detail: str = ""
+    policy: PolicyState | None = None  # put_policy: the policy as read
 
 
 def target_state(calls: Calls, change: Change, image: dict[str, Any], step: Step,
@@ -326,16 +342,16 @@ def target_state(calls: Calls, change: Change, image: dict[str, Any], step: Step
         now = calls.policy(policy_arn(before, step.target))
         if not now.exists:
             if prior is None:
-                return TargetState(BEFORE)
-            return TargetState(OTHER, None, f"policy {step.target} was deleted")
+                return TargetState(BEFORE, policy=now)
+            return TargetState(OTHER, None, f"policy {step.target} was deleted", now)
         if now.holds(step.params["document"]):
-            return TargetState(AFTER, now.text)
+            return TargetState(AFTER, now.text, policy=now)
         if prior is not None and (now.default_version_id == prior["default_version_id"]
                                   or now.holds(prior["document"])):
-            return TargetState(BEFORE, now.text)
+            return TargetState(BEFORE, now.text, policy=now)
         return TargetState(OTHER, now.text, f"policy {step.target} was edited (default version "
                                             f"{now.default_version_id} holds neither Tighten's document nor the "
-                                            "one before the change)")
+                                            "one before the change)", now)
     raise ValueError(f"unknown step kind {step.kind!r}")
 
 
@@ -391,7 +407,7 @@ def _execute(calls: Calls, before: RoleSnapshot, step: Step, store: ChangeStore,
     role = change.role_name
     iam = calls.iam
     if step.kind == "put_policy":
-        return _put_managed_policy(calls, store, change, before, step.target, step.params["document"])
+        return _put_managed_policy(calls, store, change, before, step.target, step.params["document"], now)
     if step.kind == "attach":
         calls(f"attach {step.target}", iam.attach_role_policy, RoleName=role, PolicyArn=step.target)
         return {}
@@ -417,11 +433,11 @@ def _execute(calls: Calls, before: RoleSnapshot, step: Step, store: ChangeStore,
 
 
 def _put_managed_policy(calls: Calls, store: ChangeStore, change: Change, role: RoleSnapshot, name: str,
-                        document: dict[str, Any]) -> dict[str, Any]:
+                        document: dict[str, Any], now: TargetState) -> dict[str, Any]:
     iam = calls.iam
     arn = policy_arn(role, name)
     text = json.dumps(document)
-    current = calls.policy(arn)
+    current = now.policy or calls.policy(arn)
     if not current.exists:
         created = calls(f"create {name}", iam.create_policy, PolicyName=name, PolicyDocument=text,
                         Description=_description(change.role_name))

@@ -59,6 +59,7 @@ class RestorePlan:
     conflicts: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     refusal: str | None = None
+    role: RoleSnapshot | None = None  # the role as read for this plan
 
 
 def plan_restore(calls: Calls, store: ChangeStore, change: Change, *, force: bool) -> RestorePlan:
@@ -69,7 +70,7 @@ def plan_restore(calls: Calls, store: ChangeStore, change: Change, *, force: boo
     now = calls("read role", get_role_snapshot, calls.iam, role)
     attached = [p.arn for p in now.attached]
     ours = {(s.kind, s.target) for s in store.steps(change.id, "rollback")}
-    plan = RestorePlan()
+    plan = RestorePlan(role=now)
     deletions: list[Action] = []
     for step in store.steps(change.id):
         journaled = step.state == cs.STEP_DONE
@@ -137,7 +138,7 @@ def run_rollback(calls: Calls, store: ChangeStore, change: Change) -> ChangeResu
                    "it is retried")
         store.audit.record("tighten", "change.rollback_error", change.id, error=error_text(exc))
         return ChangeResult(change.id, cs.ROLLING_BACK, change.role_name, message)
-    after = calls("read role", get_role_snapshot, calls.iam, change.role_name)
+    after = check.role or calls("read role", get_role_snapshot, calls.iam, change.role_name)
     store.transition(change.id, final, after_policy_hash=after.policy_hash())
     before = RoleSnapshot.from_json((store.before_image(change.id) or {})["snapshot"])
     saved = [_saved_line(row) for row in store.saved(change.id, "rollback")[saved_before:]]
@@ -246,10 +247,13 @@ def _delete_policy(calls: Calls, store: ChangeStore, change: Change, before: Rol
     if now.attachment_count:
         notes.append(f"kept {arn}: still attached elsewhere")
         return {"kept": True}
-    for version in calls.versions(arn):
-        store.save(change.id, "rollback", "policy_version", f"{arn}:{version['VersionId']}",
-                   calls.version_text(arn, version["VersionId"]), {"default": bool(version["IsDefaultVersion"])})
-    for version in calls.versions(arn):
+    versions = calls.versions(arn)
+    for version in versions:
+        text = now.text if version["VersionId"] == now.default_version_id else calls.version_text(
+            arn, version["VersionId"])
+        store.save(change.id, "rollback", "policy_version", f"{arn}:{version['VersionId']}", text,
+                   {"default": bool(version["IsDefaultVersion"])})
+    for version in versions:
         if not version["IsDefaultVersion"]:
             calls(f"delete {action.target} {version['VersionId']}", calls.iam.delete_policy_version,
                   PolicyArn=arn, VersionId=version["VersionId"])
