@@ -187,7 +187,7 @@ def rollback_change(db: sqlite_utils.Database, iam: Any, change_id: str, *, requ
         cs.FAILED: f"change {change_id} failed and the role was already restored to its before-image",
         cs.STALE: f"change {change_id} was never applied (stale: {change.reason})",
         cs.REFUSED: f"change {change_id} was never applied (refused: {change.reason})",
-        cs.APPLYING: f"change {change_id} is still applying; it is finished by the worker (or `tighten resume`)",
+        cs.APPLYING: f"change {change_id} is still applying; the worker finishes it first",
         cs.ROLLING_BACK: f"change {change_id} is already rolling back",
     }.get(change.state)
     if change.state == cs.ROLLBACK_BLOCKED and not force:

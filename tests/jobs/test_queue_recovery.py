@@ -17,7 +17,7 @@ from bot.jobs.context import JobContext
 from bot.jobs.planner import plan_scans
 from bot.jobs.worker import Worker
 from bot.store import scans as sc
-from bot.store.queue import DONE, RUNNING
+from bot.store.queue import DONE, LEASE, RUNNING
 from bot.util.clock import parse_iso
 from tests.jobs.conftest import ACCOUNT, Env, policy
 
@@ -30,8 +30,10 @@ class Crash(BaseException):
 
 
 def _fresh_process(env: Env) -> JobContext:
-    """A new JobContext on the same store file: what a restarted process sees."""
+    """A new JobContext on the same store file: what a restarted process sees once the dead one's leases have
+    expired (a live process's items are never taken from it)."""
     env.ctx.close()
+    env.clock.advance(seconds=LEASE.total_seconds() + 1)
     return dataclasses.replace(env.ctx, counters=Counter())  # a fresh instance has fresh per-thread stores
 
 
@@ -163,7 +165,8 @@ def test_crash_mid_apply_is_finished_at_restart_and_reported_once(env: Env, slac
     ctx = _fresh_process(env)
     worker = Worker(ctx)
     recovered = worker.recover()
-    assert recovered["requeued"] == 1 and recovered["resumed"] == [f"{change.id}:{cs.APPLIED}"]
+    assert recovered["requeued"] == 1  # the apply item, whose lease expired with the dead process
+    assert ctx.changes.get(change.id).state == cs.APPLYING  # type: ignore[union-attr] - finished by the item
     before = len(slack.posted(CHANNEL))
     assert worker.run_until_idle() == 1
     assert ctx.proposals.get(proposal.id).state == ps.APPLIED  # type: ignore[union-attr]

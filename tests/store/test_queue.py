@@ -106,3 +106,34 @@ def test_dedupe_raises_priority_and_records_the_person_asking(tmp_path: Path) ->
     assert manual.priority == 100 and manual.requested_by == "U1" and manual.payload["requested_by"] == "U1"
     again, _ = q.enqueue("scan", {"role": "a"}, priority=1, dedupe_key="scan:a")
     assert again.priority == 100 and again.requested_by == "U1"
+
+
+def test_a_live_lease_is_never_taken_an_expired_one_is(tmp_path: Path) -> None:
+    q = make_queue(tmp_path)
+    item, _ = q.enqueue("apply", {"p": "a"})
+    claimed = q.claim("serve-1")
+    assert claimed is not None and claimed.lease_until == "2026-01-01T00:02:00Z"
+    q.clock.advance(seconds=100)  # type: ignore[attr-defined]
+    assert q.recover() == 0  # another process starting now leaves it alone
+    assert q.heartbeat(item.id, "serve-1")  # renewed: now + 120 s
+    q.clock.advance(seconds=100)  # type: ignore[attr-defined]
+    assert q.recover() == 0 and q.get(item.id).claimed_by == "serve-1"
+    q.clock.advance(seconds=21)  # type: ignore[attr-defined] - no heartbeat for 121 s: the owner is gone
+    assert q.recover() == 1
+    taken = q.claim("worker-2")
+    assert taken is not None and taken.id == item.id and taken.attempts == 2
+    # the old owner wakes up: it can neither renew nor finish what is no longer its item
+    assert not q.heartbeat(item.id, "serve-1")
+    assert not q.complete(item.id, {"r": 1}, worker="serve-1")
+    assert not q.fail(item.id, "late", retry=True, worker="serve-1")
+    assert q.get(item.id).state == RUNNING and q.complete(item.id, {"r": 2}, worker="worker-2")
+    assert q.get(item.id).result == {"r": 2}
+
+
+def test_requester_of_a_queued_item_is_never_replaced(tmp_path: Path) -> None:
+    q = make_queue(tmp_path)
+    first, _ = q.enqueue("scan", {"role": "a", "requested_by": "U1"}, dedupe_key="scan:a", requested_by="U1")
+    again, created = q.enqueue("scan", {"role": "a", "requested_by": "U2"}, priority=100, dedupe_key="scan:a",
+                               requested_by="U2")
+    assert not created and again.id == first.id and again.priority == 100
+    assert again.requested_by == "U1" and again.payload["requested_by"] == "U1"
