@@ -113,6 +113,8 @@ def test_serve_process_recovers_work_and_stops_cleanly_on_sigterm(tmp_path: Path
     queue = WorkQueue(db)
     item, _ = queue.enqueue("expire", {}, dedupe_key="expire")
     assert queue.claim("serve-deadhost-1") is not None  # a process that died mid-item left it running
+    db.conn.execute("UPDATE work_items SET lease_until = ? WHERE id = ?",  # ... and its lease has run out since
+                    ("2000-01-01T00:00:00Z", item.id))
     db.conn.close()
 
     env = {**os.environ, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET,

@@ -150,19 +150,20 @@ class _Heartbeat:
     def _run(self) -> None:
         from bot.store.db import open_db
 
-        db = open_db(self.ctx.db_path)
+        db = None
         try:
-            queue = WorkQueue(db, self.ctx.clock)
-            while not self._stop.wait(self.every):
+            while not self._stop.wait(self.every):  # most items finish before the first beat: no connection
                 try:
-                    if not queue.heartbeat(self.item.id, self.worker):
+                    db = db or open_db(self.ctx.db_path)
+                    if not WorkQueue(db, self.ctx.clock).heartbeat(self.item.id, self.worker):
                         self.lost.set()
                         log.warning("lost the lease of work item %s", self.item.id)
                         return
                 except Exception as exc:  # noqa: BLE001 - a busy store: try again at the next beat
                     log.warning("could not renew the lease of work item %s: %s", self.item.id, exc)
         finally:
-            db.conn.close()
+            if db is not None:
+                db.conn.close()
 
 
 def requeue_orphans(ctx: JobContext) -> list[str]:
@@ -273,10 +274,15 @@ def handle_apply(ctx: JobContext, item: WorkItem) -> dict[str, Any]:
     if proposal.state in (ps.APPLIED, ps.FAILED) and change is not None:
         return _settle_apply(ctx, proposal_id, _result_of(change))  # re-run after a crash: post it if it was not
     if proposal.state == ps.APPROVED:
-        as_code = _managed_as_code_refusal(ctx, proposal)
-        if as_code is not None:
-            return _refuse_managed_as_code(ctx, proposal, as_code)
-        stale = _stale_reason(ctx, proposal)
+        try:
+            as_code = _managed_as_code_refusal(ctx, proposal)
+            if as_code is not None:
+                return _refuse_managed_as_code(ctx, proposal, as_code)
+            stale = _stale_reason(ctx, proposal)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
+                raise
+            stale = f"role {proposal.role_name} no longer exists; nothing was changed"
         if stale is not None:
             return _settle_stale(ctx, proposal, stale)
         widening = _containment_refusal(ctx, proposal)
@@ -465,9 +471,11 @@ def handle_rollback(ctx: JobContext, item: WorkItem) -> dict[str, Any]:
         outcome = rollback_change(ctx.db, ctx.iam(change.account), change_id, requested_by=requested_by,
                                   force=force, clock=ctx.clock, retry=_retry(ctx))
     _unless_finished(outcome)
-    if change.auto_rollback and change.proposal_id and outcome.state in (cs.FAILED, cs.ROLLBACK_BLOCKED):
+    if (change.auto_rollback and change.proposal_id and not force
+            and outcome.state in (cs.FAILED, cs.ROLLBACK_BLOCKED)):
         return _settle_apply(ctx, change.proposal_id, outcome)  # an apply's restore, finished by recovery
-    ok = outcome.state == cs.ROLLED_BACK
+    # restored: a rollback, or (forced) the restore of a failed apply that had stopped on others' changes
+    ok = outcome.state == cs.ROLLED_BACK or (change.auto_rollback and outcome.state == cs.FAILED)
     if ok and change.proposal_id:
         ctx.proposals.transition(change.proposal_id, ps.ROLLED_BACK)
     message = "; ".join([outcome.message, *outcome.notes])
@@ -475,7 +483,7 @@ def handle_rollback(ctx: JobContext, item: WorkItem) -> dict[str, Any]:
     post = (lambda: notifier.post_rollback_result(change.proposal_id, change_id, ok, message, requested_by,
                                                   conflicts=outcome.conflicts)) if notifier is not None else (
         lambda: False)
-    if outcome.state in (cs.ROLLED_BACK, cs.ROLLBACK_BLOCKED):
+    if ok or outcome.state == cs.ROLLBACK_BLOCKED:
         posted = _post_once(ctx, change_id, f"rollback:{outcome.state}", post)
     else:  # refused (nothing changed): the answer to this request
         posted = bool(post())

@@ -31,7 +31,7 @@ from typing import Any
 
 import sqlite_utils
 
-from bot.store.db import transaction
+from bot.store.db import add_missing_columns, transaction
 from bot.store.proposals import AuditLog
 from bot.util.clock import Clock, iso, utcnow
 
@@ -355,10 +355,7 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
             rolled_back_by TEXT, retention_days INTEGER, owner TEXT, lease_until TEXT
         )"""
     )
-    have = {row[1] for row in db.conn.execute("PRAGMA table_info(changes)")}
-    for column in ("owner", "lease_until"):  # stores created before change leases
-        if column not in have:
-            db.conn.execute(f"ALTER TABLE changes ADD COLUMN {column} TEXT")
+    add_missing_columns(db, "changes", {"owner": "TEXT", "lease_until": "TEXT"})  # stores from before leases
     db.conn.execute("CREATE INDEX IF NOT EXISTS changes_role ON changes (account, role_name, state)")
     db.conn.execute(
         """CREATE TABLE IF NOT EXISTS before_images (

@@ -38,6 +38,7 @@ def open_db(path: str | Path = DEFAULT_DB, *, create: bool = True) -> sqlite_uti
         try:
             conn = sqlite3.connect(str(file), timeout=30, check_same_thread=False, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
+            _checked.add(str(file.resolve()))  # SQLite holds it now: never read it outside SQLite again
         except sqlite3.DatabaseError as exc:
             if "not a database" in str(exc):
                 raise StoreError(f"{file}: not a Tighten store (the file is not an SQLite database); "
@@ -49,9 +50,19 @@ def open_db(path: str | Path = DEFAULT_DB, *, create: bool = True) -> sqlite_uti
     return sqlite_utils.Database(conn)
 
 
+#: Store files whose header this process has already checked. Reading the header again while this process holds
+#: a connection to the file would close a descriptor of it, and closing any descriptor of a file drops every
+#: POSIX lock the process holds on it (fcntl semantics), including SQLite's: another process could then
+#: checkpoint and remove the WAL under a live connection ("disk I/O error", or worse).
+_checked: set[str] = set()
+
+
 def _check_path(file: Path, *, create: bool) -> None:
     if file.is_dir():
         raise StoreError(f"{file}: is a directory; the store is a file (for example {file / DEFAULT_DB})")
+    key = str(file.resolve())
+    if key in _checked and file.exists():
+        return
     if file.exists():
         try:
             with file.open("rb") as fh:

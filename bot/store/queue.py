@@ -23,7 +23,7 @@ from typing import Any
 
 import sqlite_utils
 
-from bot.store.db import transaction
+from bot.store.db import add_missing_columns, transaction
 from bot.util.clock import Clock, iso, utcnow
 
 PENDING, RUNNING, DONE, FAILED, CANCELLED = "pending", "running", "done", "failed", "cancelled"
@@ -270,8 +270,6 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
             lease_until TEXT
         )"""
     )
-    have = {row[1] for row in db.conn.execute("PRAGMA table_info(work_items)")}
-    if "lease_until" not in have:  # stores created before leases
-        db.conn.execute("ALTER TABLE work_items ADD COLUMN lease_until TEXT")
+    add_missing_columns(db, "work_items", {"lease_until": "TEXT"})  # stores created before leases
     db.conn.execute("CREATE INDEX IF NOT EXISTS work_items_state ON work_items (state, kind, priority, id)")
     db.conn.execute("CREATE INDEX IF NOT EXISTS work_items_dedupe ON work_items (dedupe_key, state)")

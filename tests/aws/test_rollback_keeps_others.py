@@ -185,3 +185,27 @@ def test_a_changed_boundary_is_someone_elses_and_left_alone(db: Any, iam: Any, r
     assert back.state == cs.ROLLED_BACK, back.message
     assert role_state(raw, "app") == {"attached": [ADMIN], "inline": {"legacy": PRETTY}, "boundary": readonly}
     assert "boundary" in back.message
+
+
+def test_failed_apply_whose_restore_meets_a_conflict_is_blocked_until_forced(db: Any, iam: Any, raw: Any) -> None:
+    make_role(iam)
+    other = boto3.client("iam", endpoint_url=iam.meta.endpoint_url, region_name="us-east-1")
+
+    def meddle_then_refuse(model: Any, **_: Any) -> None:
+        if model.name == "DeleteRolePolicy":  # admin was just detached; a teammate puts it back, then IAM refuses
+            other.attach_role_policy(RoleName="app", PolicyArn=ADMIN)
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not allowed"}}, model.name)
+
+    iam.meta.events.register("before-call.iam", meddle_then_refuse)
+    result = apply(db, iam)
+    iam.meta.events.unregister("before-call.iam", meddle_then_refuse)
+
+    assert result.state == cs.ROLLBACK_BLOCKED, result.message
+    assert result.conflicts == ["AdministratorAccess was attached to app again after Tighten detached it"]
+    blocked = role_state(raw, "app")
+    assert rollback_change(db, iam, result.change_id, requested_by="U2").state == cs.REFUSED  # needs force
+    assert role_state(raw, "app") == blocked
+    forced = rollback_change(db, iam, result.change_id, requested_by="U2", force=True)
+    assert forced.state == cs.FAILED, forced.message  # the failed apply, now restored
+    assert role_state(raw, "app") == {"attached": [ADMIN], "inline": {"legacy": PRETTY}, "boundary": None}
+    assert tighten_policies(raw) == []
