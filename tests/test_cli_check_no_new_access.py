@@ -102,7 +102,7 @@ def test_role_arn_read_from_iam(moto_endpoint: str, tmp_path: Path, capsys: pyte
 
 
 def test_generate_inside_a_current_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    make_tree(tmp_path / "logs")
+    make_tree(tmp_path / "logs", bad=False)  # unreadable logs refuse generation (tested elsewhere)
     current = {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
          "Resource": "arn:aws:s3:::data/*", "Condition": {"Bool": {"aws:SecureTransport": "true"}}},
