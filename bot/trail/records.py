@@ -30,6 +30,9 @@ class ActionUse:
 
     action: str  # canonical catalog spelling, e.g. "s3:GetObject"
     resource: str  # ARN, ANY_RESOURCE, or UNKNOWN_RESOURCE
+    # UNKNOWN_RESOURCE only: why a derived ARN was refused by the normalizer's structural lint (e.g.
+    # "double_slash"); "" otherwise. Not part of equality: the use is the same unknown resource either way.
+    rejected: str = field(default="", compare=False)
 
 
 @dataclass(slots=True)

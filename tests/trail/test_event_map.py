@@ -35,7 +35,7 @@ def test_known_special_cases() -> None:
     assert [e["a"] for e in events["s3"]["listbuckets"]] == ["s3:ListAllMyBuckets"]
     assert {e["a"] for e in events["s3"]["headobject"]} == {"s3:GetObject", "s3:GetObjectVersion"}
     assert [e["a"] for e in events["kms"]["reencrypt"]] == ["kms:ReEncryptFrom", "kms:ReEncryptTo"]
-    assert {"a": "iam:PassRole", "o": "${Role}"} in events["lambda"]["createfunction"]
+    assert {"a": "iam:PassRole", "d": 1, "o": "${Role}"} in events["lambda"]["createfunction"]
     # map.json is right where trailscraper is not: PutBucketReplication is not a delete
     assert {e["a"] for e in events["s3"]["putbucketreplication"]} >= {"s3:PutReplicationConfiguration"}
     assert shipped["event_sources"]["monitoring.amazonaws.com"] == "cloudwatch"
