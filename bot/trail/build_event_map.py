@@ -53,6 +53,9 @@ counted in ``stats``:
   listed for a method that is not itself a tagging call gets ``"t": 1``.
 * **Swapped variables.** Two resource variables each filled from the other's namesake parameter
   (``TrafficMirrorFilterId <- ${TrafficMirrorTargetId}`` and back) are un-swapped.
+* **A given ARN is kept.** An override that strips an ARN from the request and rebuilds it in the caller's
+  account and region (``secret:%%regex%${SecretId}%/(?:arn.*:)?(.+)/g%%``) becomes the format's variable
+  filled from that parameter: an ARN stays whole, a name is placed in the caller's account.
 * **Account and region as the catalog has them.** An ARN literal in a template whose account (or region)
   is empty where the catalog's ARN format of that resource type has one (``arn:${Partition}:ec2:${Region}::
   instance/*``) gets ``${Account}`` (``${Region}``), and the reverse.
@@ -83,6 +86,8 @@ TAG_ACTIONS = frozenset({"CreateTags", "AddTagsToResource", "TagResource", "AddT
 _TAGGING_METHODS = ("Tag", "AddTags", "CreateTags", "Untag", "RemoveTags", "DeleteTags")
 #: Methods that take something away or only read: they never pass a role.
 _NOT_PASSING = ("Remove", "Delete", "Detach", "Disassociate", "Describe", "Get", "List")
+_REBUILT_ARN = re.compile(r"(arn:\$\{Partition\}:[a-z0-9-]+:\$\{Region\}:\$\{Account\}:[a-z-]+[:/])"
+                          r"%%regex%\$\{(\w+)\}%/\(\?:arn\.\*:\)\?\(\.\+\)/g%%")
 _ARN_LITERAL = re.compile(r"arn:\$\{Partition\}:([a-z0-9-]+):([^:%]*):([^:%]*):([A-Za-z0-9-]+)(?=[/:*])")
 
 
@@ -185,12 +190,33 @@ def _correct(entry: dict[str, Any], prefix: str, key: str, cat: Catalog, fixes: 
         if unswapped != entry["v"]:
             entry = {**entry, "v": unswapped}
             stats["swapped_variables_fixed"] += 1
+    if "o" in entry and _REBUILT_ARN.fullmatch(entry["o"]):
+        rebuilt = _given_arn_kept(entry, cat)
+        if rebuilt is not entry:
+            entry = rebuilt
+            stats["given_arns_kept"] += 1
     for field in ("o", "r"):
         if field in entry:
             fixed = _align_templates(entry[field], cat, action)
             if fixed != entry[field]:
                 entry = {**entry, field: fixed}
                 stats["arn_literals_aligned_to_catalog"] += 1
+    return entry
+
+
+def _given_arn_kept(entry: dict[str, Any], cat: Catalog) -> dict[str, Any]:
+    """``arn:..:${Account}:secret:%%regex%${SecretId}%/(?:arn.*:)?(.+)/g%%`` strips an ARN given in the request
+    and rebuilds it in the caller's account and region (wrong for another account's or region's secret): use
+    the parameter as the format's variable instead (an ARN then stays whole, a name is placed)."""
+    m = _REBUILT_ARN.fullmatch(entry["o"])
+    assert m is not None
+    head, parameter = m.group(1), m.group(2)
+    for rt in cat.arn_formats(entry["a"]):
+        names = [v for v in re.findall(r"\$\{([^}]+)\}", rt.arn) if v not in ("Partition", "Region", "Account")]
+        if len(names) == 1 and rt.arn == head + "${" + names[0] + "}":
+            out = {k: v for k, v in entry.items() if k != "o"}
+            out["v"] = {names[0]: "${" + parameter + "}"}
+            return out
     return entry
 
 

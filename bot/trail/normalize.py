@@ -467,15 +467,27 @@ def _s3_copy_source(params: dict) -> dict:
     return out
 
 
-def _ec2_run_instances(params: dict) -> dict:
-    """RunInstances logs ImageId, KeyName, MinCount... inside ``instancesSet.items[0]``: lift them up, so
-    the image (a required resource of ec2:RunInstances) is derived."""
-    holder = params.get("instancesSet")
+def _items(holder: Any) -> list[Any]:
     items = holder.get("items") if holder.__class__ is dict else None
-    if items.__class__ is not list or not items or items[0].__class__ is not dict:
-        return params
-    lifted = {k: v for k, v in items[0].items() if k not in params}
-    return {**params, **lifted} if lifted else params
+    return [i for i in items if i.__class__ is dict] if items.__class__ is list else []
+
+
+def _ec2_run_instances(params: dict) -> dict:
+    """RunInstances logs ImageId, KeyName, MinCount... inside ``instancesSet.items[0]``, and the subnet and
+    security groups of a network-interface specification inside ``networkInterfaceSet.items[]``: lift them
+    to where the SDK has them, so the required image, subnet and security groups are derived."""
+    out = dict(params)
+    instances = _items(params.get("instancesSet"))
+    if instances:
+        out.update({k: v for k, v in instances[0].items() if k not in params})
+    interfaces = _items(params.get("networkInterfaceSet"))
+    subnets = [i["subnetId"] for i in interfaces if i.get("subnetId").__class__ is str]
+    if subnets and "subnetId" not in params:
+        out["subnetId"] = subnets[0]
+    groups = [g for i in interfaces for g in _items(i.get("groupSet"))]
+    if groups and "groupSet" not in params:
+        out["groupSet"] = {"items": groups}
+    return out
 
 
 _PREPARE: dict[tuple[str, str], Callable[[dict], dict]] = {
@@ -558,10 +570,62 @@ def _kms_alias_to_key(uses: list[ActionUse], params: Any, raw: dict, plan: _Even
     return list(dict.fromkeys(out))
 
 
-_QUIRKS: dict[str, Quirk] = {
-    "logs": _logs_group_star,
-    "secretsmanager": _secrets_suffix,
-    "kms": _kms_alias_to_key,
+#: EC2 resource id prefixes (Amazon EC2 User Guide, "Resource IDs") -> catalog resource type.
+_EC2_ID_TYPES = {"i": "instance", "vol": "volume", "snap": "snapshot", "ami": "image", "sg": "security-group",
+                 "subnet": "subnet", "vpc": "vpc", "eni": "network-interface", "igw": "internet-gateway",
+                 "rtb": "route-table", "acl": "network-acl", "lt": "launch-template", "eipalloc": "elastic-ip",
+                 "nat": "natgateway", "tgw": "transit-gateway", "vpce": "vpc-endpoint",
+                 "pcx": "vpc-peering-connection", "dopt": "dhcp-options", "fl": "vpc-flow-log", "key": "key-pair",
+                 "tmf": "traffic-mirror-filter", "tmt": "traffic-mirror-target", "tms": "traffic-mirror-session"}
+
+
+def _ec2_tagged_ids(uses: list[ActionUse], params: Any, raw: dict, plan: _EventPlan) -> list[ActionUse]:
+    """CreateTags/DeleteTags name their resources by id (``resourcesSet.items[].resourceId``); the map expects
+    ARNs. The id's prefix names its type; the catalog's ARN format of that type is filled with it."""
+    if not any(u.resource == UNKNOWN_RESOURCE and u.action in ("ec2:CreateTags", "ec2:DeleteTags") for u in uses):
+        return uses
+    holder = params.get("resourcesSet") if params.__class__ is dict else None
+    ids = [i.get("resourceId") for i in _items(holder)]
+    region, account = raw.get("awsRegion") or "", raw.get("recipientAccountId") or ""
+    out: list[ActionUse] = []
+    for use in uses:
+        if use.resource != UNKNOWN_RESOURCE or use.action not in ("ec2:CreateTags", "ec2:DeleteTags"):
+            out.append(use)
+            continue
+        built = []
+        for ident in ids:
+            kind = _EC2_ID_TYPES.get(ident.partition("-")[0]) if ident.__class__ is str else None
+            rt = plan.by_action[use.action].cat.resource_type("ec2", kind) if kind else None
+            if rt is not None and rt.arn.count("${") == 4:
+                built.append(rt.arn.replace("${Partition}", partition_of(region)).replace("${Region}", region)
+                             .replace("${Account}", account).split("${", 1)[0] + ident)
+        if built and len(built) == len(ids):
+            out.extend(plan.use(use.action, arn) for arn in built)
+        else:
+            out.append(use)
+    return out
+
+
+def _ssm_instance_kinds(uses: list[ActionUse], params: Any, raw: dict, plan: _EventPlan) -> list[ActionUse]:
+    """SSM's ``instance`` (EC2, ``i-``) and ``managed-instance`` (``mi-``) types share ``${InstanceId}``: an id
+    names one of them, by its prefix (Systems Manager User Guide, managed nodes)."""
+    out = []
+    for use in uses:
+        resource = use.resource
+        if (":managed-instance/i-" in resource) or (":instance/mi-" in resource and ":ec2:" in resource):
+            continue
+        out.append(use)
+    return out
+
+
+#: (prefix, lower-case event name or "" for every event of the service) -> quirk
+_QUIRKS: dict[tuple[str, str], Quirk] = {
+    ("ec2", "createtags"): _ec2_tagged_ids,
+    ("ec2", "deletetags"): _ec2_tagged_ids,
+    ("logs", ""): _logs_group_star,
+    ("secretsmanager", ""): _secrets_suffix,
+    ("kms", ""): _kms_alias_to_key,
+    ("ssm", ""): _ssm_instance_kinds,
 }
 
 
@@ -622,8 +686,7 @@ class _EventPlan:
         # every action independent of the event (no resource types, no condition): reuse one list
         statics = [a.static for a in actions]
         self.static: tuple[ActionUse, ...] | None = (
-            tuple(dict.fromkeys(statics)) if all(s is not None for s in statics) and quirk is None
-            else None  # type: ignore[arg-type]
+            tuple(dict.fromkeys(statics)) if all(s is not None for s in statics) else None  # type: ignore[arg-type]
         )
         self.dedupe = len(actions) > 1 or quirk is not None
 
@@ -757,7 +820,7 @@ class Normalizer:
             if stripped and stripped != candidates[0]:
                 candidates.append(stripped)
         prepare = _PREPARE.get((prefix, candidates[-1]))
-        quirk = _QUIRKS.get(prefix)
+        quirk = _QUIRKS.get((prefix, candidates[-1])) or _QUIRKS.get((prefix, ""))
         for cand in candidates:
             if f"{prefix}:{cand}" in self._permissionless:
                 return Skip("permissionless", f"{prefix}:{name}")

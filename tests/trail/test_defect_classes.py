@@ -153,6 +153,12 @@ def test_4_rds_copies_and_failover_name_other_regions_by_arn(norm: Normalizer) -
                         ("rds:FailoverGlobalCluster", "arn:aws:rds::123456789012:global-cluster:global-aurora-cluster")}
 
 
+def test_4_secret_named_by_arn_is_not_rebuilt_in_the_callers_account(norm: Normalizer) -> None:
+    other = "arn:aws:secretsmanager:eu-west-1:444455556666:secret:shared/api-key-Q1w2E3"
+    raw = documented("secretsmanager.amazonaws.com", "GetSecretValue", {"secretId": other})
+    assert uses(norm, raw) == [("secretsmanager:GetSecretValue", other)]
+
+
 # -- 5. cross-wired ids ---------------------------------------------------------------------------------------------
 
 def test_5_traffic_mirror_session_ids_land_in_their_own_types(norm: Normalizer) -> None:
