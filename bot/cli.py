@@ -19,8 +19,8 @@ import bot.commands
 from bot.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, explain
 
 #: Main commands first in ``tighten --help``; any other module in bot/commands follows alphabetically.
-PREFERRED_ORDER = ["demo", "serve", "ingest", "principals", "generate", "diff", "check_no_new_access", "scan",
-                   "changes", "rollback"]
+PREFERRED_ORDER = ["demo", "serve", "ingest", "principals", "generate", "verify", "diff", "check_no_new_access",
+                   "scan", "changes", "rollback"]
 
 
 def command_modules() -> list[str]:

