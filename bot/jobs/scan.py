@@ -11,6 +11,12 @@ warnings, safety checks (``proposal.checks``: ``containment``; ``escalation``, p
 directory's stored profiles of named roles) -> ``ProposalStore.create``. A proposal that removes and narrows
 nothing is not created: the scan records "already tight" and posts nothing.
 
+Replay before posting: the window's successful calls (from the usage index) are replayed against the
+proposal and the boundary (:mod:`bot.policy.replay`); if any would be denied nothing is stored or posted and the
+scan settles ``refused`` with detail ``{"check": "replay", "reason": ..., "denied": [...]}``. A passing
+proposal records ``checks["replay"] = {"calls": N, "days": D, "denied": 0}`` (N counts each call once per
+action it needed, as the index does).
+
 Fail closed: peers have proposed stripping everything after CloudTrail throttling. A scan refuses to propose
 when an ingest error is outstanding for the principal's account, when IAM says the role was used inside the
 window but the index holds no call of it, or when the index holds no usage at all for the window (a role
@@ -39,11 +45,13 @@ from bot.policy.expand import EffectivePermissions, effective_permissions
 from bot.policy.generate import generate_policy
 from bot.policy.keep import keep_entries_from_documents
 from bot.policy.model import Policy, parse_policy
+from bot.policy.replay import ReplayCall, ReplayResult, replay, scope_of
 from bot.policy.risk import risk_score
 from bot.store import scans as sc
 from bot.store.allowlist import AllowlistAuthors, load_if_present
 from bot.store.proposals import Proposal
 from bot.store.usage import UsageRow
+from bot.trail.records import UNKNOWN_RESOURCE
 from bot.util.clock import iso, parse_iso
 
 
@@ -131,10 +139,19 @@ def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by:
         return settle(sc.ALREADY_TIGHT, f"{snapshot.name} is already tight: the proposal grants everything it "
                       f"holds ({len(current)} actions)", risk_score=risk.score, risk_tier=risk.tier, notes=notes)
 
+    replayed = replay_usage(rows, documents, boundary, current_policies, snapshot.arn)
+    if not replayed.ok:
+        first = replayed.denied[0]
+        reason = (f"the proposal would deny {replayed.denied_calls} of {replayed.calls} calls the role made in the "
+                  f"window (e.g. {first.action} on {first.resource})")
+        return settle(sc.REFUSED, f"not proposing for {snapshot.name}: {reason}", notes=[reason],
+                      risk_score=risk.score, risk_tier=risk.tier,
+                      detail={"check": "replay", "reason": reason, "denied": [d.as_dict() for d in replayed.denied]})
+
     diff = diff_permissions(current, proposed, escalation, guards=guard_changes(
         current_policies, proposed_policies, boundary, containment=containment))
     checks = {"containment": containment.to_json(),
-              "escalation": escalation_check(current, proposed, escalation)}
+              "escalation": escalation_check(current, proposed, escalation), "replay": replayed.as_check()}
     first_seen = _first_seen(rows)
     warnings = [{"code": w.code, "message": w.message} for w in coverage_warnings(
         window_start=since, window_end=until, principal_first_seen=first_seen,
@@ -160,6 +177,20 @@ def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by:
     )
     return settle(sc.PROPOSED, f"proposal {proposal.id} for {snapshot.name}: {proposal.summary}",
                   proposal=proposal, risk_score=risk.score, risk_tier=risk.tier, notes=notes)
+
+
+def replay_usage(rows: list[UsageRow], documents: list[dict[str, Any]], boundary: Policy | None,
+                 current_policies: list[Policy], principal_arn: str) -> ReplayResult:
+    """Replay the window's successful calls (the usage index's rows: one per action and resource, with how
+    many calls needed it) against the proposed ``documents`` and the boundary. A resource the log did not show
+    is replayed as the current policy's resource patterns for the action (the call succeeded under them)."""
+    partition = principal_arn.split(":")[1] if principal_arn.count(":") >= 5 else "aws"
+    calls = [ReplayCall(uses=((row.action, None if row.resource == UNKNOWN_RESOURCE else row.resource),),
+                        time=row.last_seen, count=row.count, account=row.account, partition=partition,
+                        days=row.days)
+             for row in rows]
+    proposed = [parse_policy(d, f"proposed-{i + 1}") for i, d in enumerate(documents)]
+    return replay(calls, proposed, boundary, unknown_scope=scope_of(current_policies))
 
 
 def scope_from_config(config: Config) -> Scope:
