@@ -113,6 +113,9 @@ class Config:
     db_path: str = "tighten.db"
     cloudtrail_source: str | None = None
     lookback_days: int = 90
+    # IAM's service-last-accessed data: keep what IAM says was used within this many days but the CloudTrail
+    # window does not show (rare jobs); 0 turns the safety net off. IAM keeps 400 days.
+    last_accessed_horizon_days: int = 400
     accounts: tuple[Account, ...] = ()
     organizations_enabled: bool = False
     organizations_role: str = "TightenOrgReader"
@@ -204,6 +207,15 @@ class _Reader:
         value = self.get(raw, key, path, int, default)
         if value < 1:
             self.problem(_join(path, key), f"expected a positive integer, got {value}")
+            return default
+        return int(value)
+
+    def int_range(self, raw: dict[str, Any], key: str, path: str, low: int, high: int, default: int,
+                  why: str = "") -> int:
+        value = self.get(raw, key, path, int, default)
+        if not low <= value <= high:
+            self.problem(_join(path, key), f"expected an integer from {low} to {high}{' ' + why if why else ''}, "
+                                           f"got {value}")
             return default
         return int(value)
 
@@ -351,7 +363,7 @@ def parse_config(raw: Any, file: str = "<config>") -> Config:
     store = r.section(raw, "store", "")
     r.unknown_keys(store, {"path"}, "store")
     trail = r.section(raw, "cloudtrail", "")
-    r.unknown_keys(trail, {"source", "lookback_days"}, "cloudtrail")
+    r.unknown_keys(trail, {"source", "lookback_days", "last_accessed_horizon_days"}, "cloudtrail")
 
     accounts: list[Account] = []
     raw_accounts = r.get(raw, "accounts", "", list, [])
@@ -457,6 +469,8 @@ def parse_config(raw: Any, file: str = "<config>") -> Config:
         db_path=r.get(store, "path", "store", str, "tighten.db"),
         cloudtrail_source=_trail_source(r, trail),
         lookback_days=_lookback_days(r, trail, engine),
+        last_accessed_horizon_days=r.int_range(trail, "last_accessed_horizon_days", "cloudtrail", 0, 400, 400,
+                                               "(IAM keeps 400 days of last-accessed data; 0 turns it off)"),
         accounts=tuple(accounts),
         organizations_enabled=r.get(org, "enabled", "organizations", bool, False),
         organizations_role=r.get(org, "role", "organizations", str, "TightenOrgReader"),

@@ -146,7 +146,7 @@ def run_child(conn: Connection, cfg: Config, bot_token: str, slack_api_url: str 
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=log_level, stream=sys.stderr, format=LOG_FORMAT)
     try:
-        from bot.commands.serve import aws_access
+        from bot.commands.serve import aws_access, last_accessed_access
         from bot.jobs.context import JobContext
         from bot.jobs.scheduler import SchedulerService
         from bot.slack.app import make_client
@@ -156,7 +156,8 @@ def run_child(conn: Connection, cfg: Config, bot_token: str, slack_api_url: str 
         client = make_client(bot_token, base_url=slack_api_url)
         app_ctx = AppContext(db_path=cfg.db_path, config=cfg)
         job_ctx = JobContext(db_path=cfg.db_path, config=cfg, iam_for=aws_access(cfg),
-                             notifier=Notifier(client, app_ctx), worker_name=worker_name)
+                             notifier=Notifier(client, app_ctx), worker_name=worker_name,
+                             last_accessed_for=last_accessed_access(cfg))
         jobs = SchedulerService(job_ctx)
         jobs.start()
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which stops with the reason

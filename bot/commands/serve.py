@@ -150,7 +150,7 @@ class Service:
     def __init__(self, cfg: Config, mode: str, secrets: dict[str, str], *, host: str | None = None,
                  port: int | None = None, slack_api_url: str | None = None, jobs_process: bool = False,
                  iam_for: Any = None, s3_client: Any = None, slack_client: Any = None,
-                 scheduler_factory: Any = None, log_level: int = logging.INFO) -> None:
+                 scheduler_factory: Any = None, log_level: int = logging.INFO, last_accessed_for: Any = None) -> None:
         """With ``jobs_process`` the scheduler and the worker run in a child process (``tighten serve``);
         otherwise in this process, on ``scheduler_factory(job_ctx)`` (default ``SchedulerService``), which lets
         tests pass their own AWS and Slack clients and a short idle wait."""
@@ -163,6 +163,7 @@ class Service:
         self.jobs_process = jobs_process
         self.log_level = log_level
         self.iam_for = iam_for
+        self.last_accessed_for = last_accessed_for
         self.s3_client = s3_client
         self.slack_client = slack_client
         self.scheduler_factory = scheduler_factory
@@ -211,7 +212,8 @@ class Service:
                                     log_level=self.log_level)
         else:
             self.job_ctx = JobContext(db_path=self.cfg.db_path, config=self.cfg, iam_for=self.iam_for,
-                                      notifier=Notifier(client, self.app_ctx), worker_name=self.worker_name)
+                                      notifier=Notifier(client, self.app_ctx), worker_name=self.worker_name,
+                                      last_accessed_for=self.last_accessed_for)
             if self.s3_client is not None:
                 self.job_ctx.s3_client = self.s3_client
             self.jobs = (self.scheduler_factory or SchedulerService)(self.job_ctx)
@@ -305,6 +307,24 @@ def _quietly(call: Any, what: str) -> None:
         call()
     except Exception as exc:  # noqa: BLE001 - shutdown continues whatever one part does
         log.warning("stopping %s: %s: %s", what, type(exc).__name__, exc)
+
+
+def last_accessed_access(cfg: Config) -> Any:
+    """``account -> IAM client`` as the account's reader role (``accounts[].reader_role``), for IAM's
+    service-last-accessed data that scans read (``config/iam/reader.json``)."""
+    from bot.aws.sessions import AccountSessions
+
+    sessions = AccountSessions(session_name="tighten-serve-reader")
+    lock = threading.Lock()
+
+    def reader_for(account_id: str) -> Any:
+        account = cfg.account(account_id)
+        if account is None:
+            raise KeyError(f"account {account_id} is not in {cfg.path}")
+        with lock:
+            return sessions.reader_iam(account)
+
+    return reader_for
 
 
 def aws_access(cfg: Config) -> Any:

