@@ -210,15 +210,6 @@ class _Reader:
             return default
         return int(value)
 
-    def int_range(self, raw: dict[str, Any], key: str, path: str, low: int, high: int, default: int,
-                  why: str = "") -> int:
-        value = self.get(raw, key, path, int, default)
-        if not low <= value <= high:
-            self.problem(_join(path, key), f"expected an integer from {low} to {high}{' ' + why if why else ''}, "
-                                           f"got {value}")
-            return default
-        return int(value)
-
     def pattern(self, raw: dict[str, Any], key: str, path: str, rx: re.Pattern[str], what: str,
                 default: str | None = None, *, required: bool = False) -> str | None:
         value = self.get(raw, key, path, str, default, required=required)
@@ -469,8 +460,8 @@ def parse_config(raw: Any, file: str = "<config>") -> Config:
         db_path=r.get(store, "path", "store", str, "tighten.db"),
         cloudtrail_source=_trail_source(r, trail),
         lookback_days=_lookback_days(r, trail, engine),
-        last_accessed_horizon_days=r.int_range(trail, "last_accessed_horizon_days", "cloudtrail", 0, 400, 400,
-                                               "(IAM keeps 400 days of last-accessed data; 0 turns it off)"),
+        last_accessed_horizon_days=r.int_range(trail, "last_accessed_horizon_days", "cloudtrail", 400, 0, 400,
+                                               "IAM keeps 400 days of last-accessed data; 0 turns it off"),
         accounts=tuple(accounts),
         organizations_enabled=r.get(org, "enabled", "organizations", bool, False),
         organizations_role=r.get(org, "role", "organizations", str, "TightenOrgReader"),

@@ -119,6 +119,12 @@ CASES: dict[str, Case] = {
                                    ["arn:aws:iam::notanarn", "not a role ARN"], _files(**{"p.json": "{}"})),
     "ingest, missing source (no progress bar off a terminal)": Case(
         ["ingest", "--cloudtrail", "nowhere", "--db", "x.db"], ["nowhere"], code=2),
+    "verify, policy not JSON": Case(["verify", "--cloudtrail", "logs", "--principal", "app", "--policy", "p.json"],
+                                    ["p.json", "not valid JSON"], _files(logs="<dir>", **{"p.json": "{"}),
+                                    creates_nothing=True, code=2),
+    "verify, missing logs": Case(["verify", "--cloudtrail", "nowhere", "--principal", "app", "--policy", "p.json"],
+                                 ["nowhere", "not found"], _files(**{"p.json": '{"Version": "2012-10-17", "Statement": '
+                                 '[{"Effect": "Allow", "Action": "*", "Resource": "*"}]}'}), creates_nothing=True, code=2),
     "ingest --workers 0": Case(["ingest", "--cloudtrail", "logs", "--workers", "0"], ["--workers", "at least 1"],
                                _files(logs="<dir>"), creates_nothing=True, code=2),
     "ingest since after until": Case(["ingest", "--cloudtrail", "logs", "--since", "2024-05-02", "--until",
