@@ -36,6 +36,10 @@ def _cli(*argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+#: the one bundled sample file that is not a CloudTrail log (a policy document beside the logs)
+NOT_LOGS = "policy-to-guess.json"
+
+
 @pytest.mark.parametrize("dataset", DATASETS)
 def test_generated_policy_allows_every_call_of_every_principal(dataset: str, tmp_path: Path) -> None:
     folder = SAMPLES / dataset
@@ -44,17 +48,24 @@ def test_generated_policy_allows_every_call_of_every_principal(dataset: str, tmp
     ingest(str(folder), index, workers=1)
     principals = [p.arn for p in index.principals() if index.usage(p.arn)]
     assert principals
-    records = list(read_calls(str(folder), since=None, until=None))  # the logs, read once for all principals
+    unusable: list[str] = []
+    records = list(read_calls(str(folder), since=None, until=None, unusable=unusable))  # read once for all
+    assert all(line.split(": ")[1] == "not_cloudtrail" and NOT_LOGS in line for line in unusable), unusable
     checked = 0
     for n, arn in enumerate(principals):
-        code, policy_json, err = _cli("generate", "--db", db, "--principal", arn)
+        partial = ["--allow-partial"] if unusable else []  # generate refuses incomplete logs the same way
+        code, policy_json, err = _cli("generate", "--db", db, "--principal", arn, *partial)
         assert code == 0, err
         policy_file = tmp_path / "policy.json"
         policy_file.write_text(policy_json)
         if n == 0:  # the whole command once per dataset
             code, out, err = _cli("verify", "--cloudtrail", str(folder), "--principal", arn,
-                                  "--policy", str(policy_file))
+                                  "--policy", str(policy_file), *partial)
             assert code == 0 and "calls replayed, all allowed" in out, out + err
+            if unusable:  # without --allow-partial the unusable object refuses the replay
+                code, out, err = _cli("verify", "--cloudtrail", str(folder), "--principal", arn,
+                                      "--policy", str(policy_file))
+                assert code == 2 and "could not be read" in err and NOT_LOGS in err, err
         docs = json.loads(policy_json)
         policies = [parse_policy(d) for d in (docs if isinstance(docs, list) else [docs])]
         calls = replay_calls([r for r in records if r.principal.arn == arn])

@@ -3,8 +3,10 @@
 Replays every successful call the principal made in the logs against the policy (one document or a JSON list,
 as ``tighten diff`` reads them) with the policy evaluator (:mod:`bot.policy.replay`). Prints each call that
 would be denied (event name, time, action, resource) and exits 3 when there is one; otherwise prints
-"N calls replayed, all allowed" and exits 0. Unreadable input (policy file, log source, a log object that cannot
-be read) or a principal with no successful call: a one-line error, exit 2. Reads only; creates nothing.
+"N calls replayed, all allowed" and exits 0. Unreadable input (policy file, log source) or a principal with no
+successful call: a one-line error, exit 2. A log object that cannot be used (truncated, not CloudTrail, over the
+reader's limits) is named on stderr and, since a replay over incomplete logs proves nothing, makes the command
+exit 2 unless ``--allow-partial`` (then the logs that could be read are replayed). Reads only; creates nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from bot.commands.ingest import iso_date, s3_client_for
 from bot.policy.model import PolicyError, parse_policy
 from bot.policy.replay import ReplayCall, replay
 from bot.trail.normalize import Normalizer, Skip, partition_of
-from bot.trail.reader import iter_raw_records
+from bot.trail.reader import Unreadable, iter_raw_records
 from bot.trail.records import UNKNOWN_RESOURCE, CallRecord
 from bot.trail.sources import iter_log_objects
 
@@ -44,6 +46,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--since", type=iso_date, metavar="DATE", help="first UTC day (YYYY-MM-DD)")
     parser.add_argument("--until", type=iso_date, metavar="DATE", help="last UTC day, inclusive")
     parser.add_argument("--endpoint-url", metavar="URL", help="S3 endpoint (e.g. a local test server)")
+    parser.add_argument("--allow-partial", action="store_true",
+                        help="replay the logs that could be read when some cannot (they are listed on stderr)")
     parser.set_defaults(func=run)
     return parser
 
@@ -61,10 +65,11 @@ def _load_policies(path: str, what: str) -> list:
         raise VerifyError(f"{path}: not a valid {what}: {exc}") from None
 
 
-def read_calls(source: str, *, since: date | None, until: date | None,
-               s3_client: object = None) -> Iterator[CallRecord]:
+def read_calls(source: str, *, since: date | None, until: date | None, s3_client: object = None,
+               unusable: list[str] | None = None) -> Iterator[CallRecord]:
     """Every normalized call in ``source`` inside the window (by UTC day). A log object that cannot be read
-    raises :class:`VerifyError`: a replay over incomplete logs would prove nothing."""
+    raises :class:`VerifyError`. One the reader refuses as a whole (``key: reason: detail``) is appended to
+    ``unusable`` and skipped (its calls are discarded); without that list it raises :class:`VerifyError` too."""
     normalizer = Normalizer()
     first = since.isoformat() if since else ""
     last = until.isoformat() if until else ""
@@ -73,12 +78,20 @@ def read_calls(source: str, *, since: date | None, until: date | None,
             data = obj.read()
         except (OSError, BotoCoreError, ClientError) as exc:
             raise VerifyError(f"{obj.key}: cannot read: {exc}") from None
-        for raw in iter_raw_records(data, obj.key):
-            if isinstance(raw, Skip):
-                continue
-            rec = normalizer.normalize(raw)
-            if isinstance(rec, CallRecord) and (not first or rec.day >= first) and (not last or rec.day <= last):
-                yield rec
+        found: list[CallRecord] = []
+        try:
+            for raw in iter_raw_records(data, obj.key):
+                if isinstance(raw, Skip):
+                    continue
+                rec = normalizer.normalize(raw)
+                if isinstance(rec, CallRecord) and (not first or rec.day >= first) and (not last or rec.day <= last):
+                    found.append(rec)
+        except Unreadable as exc:
+            if unusable is None:
+                raise VerifyError(f"{obj.key}: {exc}") from None
+            unusable.append(f"{obj.key}: {exc}")
+            continue
+        yield from found
 
 
 def replay_calls(records: list[CallRecord]) -> list[ReplayCall]:
@@ -108,8 +121,15 @@ def run(args: argparse.Namespace) -> int:
         boundary = _load_policies(args.boundary, "boundary") if args.boundary else []
         if len(boundary) > 1:
             raise VerifyError(f"{args.boundary}: a permissions boundary is one policy document")
+        unusable: list[str] = []
         records = list(read_calls(args.cloudtrail, since=args.since, until=args.until,
-                                  s3_client=s3_client_for(args.cloudtrail, args.endpoint_url)))
+                                  s3_client=s3_client_for(args.cloudtrail, args.endpoint_url), unusable=unusable))
+        if unusable:
+            for line in unusable:
+                print(f"  {line}", file=sys.stderr)
+            if not args.allow_partial:
+                raise VerifyError(f"{len(unusable)} log object(s) above could not be read; a replay over incomplete "
+                                  "logs proves nothing (--allow-partial replays the logs that could be read)")
         window = " in that window" if args.since or args.until else ""
         arn = _resolve(args.principal, {r.principal.arn for r in records}, window)
         calls = replay_calls([r for r in records if r.principal.arn == arn])

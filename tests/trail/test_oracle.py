@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from bot.trail.normalize import Normalizer
-from bot.trail.reader import iter_raw_records
+from bot.trail.reader import Unreadable, iter_raw_records
 from bot.trail.records import CallRecord
 from bot.trail.sources import iter_log_objects
 from tests.trail.oracle import comparable, oracle_arns
@@ -34,7 +34,12 @@ def test_oracle_agrees_with_the_normalizer_on_every_sample(samples_dir: Path) ->
     unexpected: list[tuple[str, str, str, str]] = []
     used: set[int] = set()
     for obj in iter_log_objects(str(samples_dir)):
-        for raw in iter_raw_records(obj.read(), obj.key):
+        try:
+            raws = list(iter_raw_records(obj.read(), obj.key))
+        except Unreadable as exc:  # the policy document beside trailscraper's logs
+            assert exc.reason == "not_cloudtrail" and obj.key.endswith("policy-to-guess.json"), (obj.key, exc)
+            continue
+        for raw in raws:
             if not isinstance(raw, dict):
                 continue
             rec = normalizer.normalize(raw)
