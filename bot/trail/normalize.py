@@ -21,7 +21,8 @@ stripped (``UpdateFunctionCode20150331v2`` -> ``UpdateFunctionCode``: trailing `
 ends in a digit), else the catalog action of that exact name in the event's service (most IAM actions are
 named after their API; this only takes an action the catalog confirms exists), else ``unknown_event``.
 
-Principals (cached by ``userIdentity.arn``; a path-less rebuilt role ARN is not cached):
+Principals (cached by ``userIdentity.arn`` for events of the same type, account and session issuer, so the
+principal of an event never depends on the events before it; a path-less rebuilt role ARN is not cached):
 
 * ``AssumedRole`` -> the role ARN from ``sessionContext.sessionIssuer.arn``; when absent it is rebuilt as
   ``arn:<partition>:iam::<acct>:role/<name>`` from the assumed-role ARN. The role's path is not in the
@@ -90,8 +91,8 @@ Resources per action:
    on both, so the built image and instance ARNs alone would not be enough.
    When the map has no resource mapping for the action at all, each ARN variable is filled from the
    request parameter of the same name (``${InstanceId}`` <- ``instanceId``; see ``_default_variables``).
-3. When nothing could be built: ARNs from ``resources[]`` (``ARN`` or ``arn``) that fit one of the action's
-   ARN formats.
+3. When nothing could be built: ARNs from ``resources[]`` that fit one of the action's ARN formats (``ARN``, or
+   ``arn`` as some exports spell it; Athena's JSON reader matches field names case-insensitively too).
 4. Still nothing: ``UNKNOWN_RESOURCE``; an action without resource types always gets ``ANY_RESOURCE``.
 """
 
@@ -803,7 +804,8 @@ class Normalizer:
             n for name in emap.get("tag_parameters", ()) for n in (name[:1].lower() + name[1:], name)))
         self._identity_fallback = identity_fallback
         self._plans: dict[tuple[str, str], _EventPlan | Skip] = {}
-        self._principals: dict[tuple[str, str], Principal] = {}
+        # userIdentity.arn -> (principal, type, accountId, session issuer ARN)
+        self._principals: dict[str, tuple[Principal, Any, Any, Any]] = {}
         self._times: dict[str, str] = {}
         self._contexts: dict[tuple[str, str], Ctx] = {}
 
@@ -829,7 +831,11 @@ class Normalizer:
         if ident.__class__ is not dict:
             return Skip("missing_fields", "userIdentity")
         arn = ident.get("arn")
-        principal = self._principals.get(arn) if arn else None
+        cached = self._principals.get(arn) if arn else None
+        # a cached principal holds only for an event with the same type, account and session issuer as the one
+        # it was resolved from: a principal never depends on which event came first
+        principal = cached[0] if cached is not None and cached[1] == ident.get("type") \
+            and cached[2] == ident.get("accountId") and cached[3] == _issuer_arn(ident) else None
         if principal is None:
             principal = _resolve_principal(ident, raw)
             if principal is None:
@@ -839,7 +845,7 @@ class Normalizer:
             if arn and (principal.kind != "role" or _has_issuer(ident)):
                 if len(self._principals) > 200_000:
                     self._principals.clear()
-                self._principals[arn] = principal
+                self._principals[arn] = (principal, ident.get("type"), ident.get("accountId"), _issuer_arn(ident))
         event_time = self._times.get(when) if when.__class__ is str else None
         if event_time is None:
             event_time = _iso_utc(when) if when.__class__ is str and when else None
@@ -994,6 +1000,14 @@ def _iso_utc(text: str) -> str | None:
             _valid_minutes.clear()
         _valid_minutes.add(text[:17])
     return out
+
+
+def _issuer_arn(ident: dict) -> Any:
+    context = ident.get("sessionContext")
+    if context.__class__ is not dict:
+        return None
+    issuer = context.get("sessionIssuer")
+    return issuer.get("arn") if issuer.__class__ is dict else None
 
 
 def _has_issuer(ident: dict) -> bool:

@@ -293,3 +293,41 @@ def test_ssm_parameter_arn_has_no_double_slash() -> None:
     }
     rec = Normalizer().normalize(event)
     assert [u.resource for u in rec.actions] == ["arn:aws:ssm:us-east-1:123456789012:parameter/app/db/password"]
+
+
+def test_principal_does_not_depend_on_event_order() -> None:
+    """One session ARN logged with two issuers, and once without: each event resolves from its own identity
+    (User Guide, userIdentity element: the session issuer names the role), in either order."""
+    session = "arn:aws:sts::111122223333:assumed-role/app/s"
+    one = {"type": "AssumedRole", "arn": session, "accountId": "111122223333",
+           "sessionContext": {"sessionIssuer": {"arn": "arn:aws:iam::111122223333:role/team/app"}}}
+    other = dict(one, sessionContext={"sessionIssuer": {"arn": "arn:aws:iam::111122223333:role/other/app"}})
+    bare = {"type": "AssumedRole", "arn": session, "accountId": "111122223333"}
+    expected = ["arn:aws:iam::111122223333:role/team/app", "arn:aws:iam::111122223333:role/other/app",
+                "arn:aws:iam::111122223333:role/app"]
+    idents = [one, other, bare]
+    for order in ([0, 1, 2], [2, 1, 0], [1, 2, 0]):
+        fresh = Normalizer()
+        got = {i: fresh.normalize(_event("s3.amazonaws.com", "ListBuckets", userIdentity=idents[i])).principal.arn
+               for i in order}  # type: ignore[union-attr]
+        assert [got[i] for i in range(3)] == expected
+
+
+def test_same_arn_as_user_and_as_session_keeps_kinds_apart() -> None:
+    fresh = Normalizer()
+    arn = "arn:aws:iam::111122223333:user/tester"
+    as_session = {"type": "AssumedRole", "arn": arn, "accountId": "111122223333",
+                  "sessionContext": {"sessionIssuer": {"arn": arn}}}
+    first = fresh.normalize(_event("s3.amazonaws.com", "ListBuckets", userIdentity=as_session))
+    second = fresh.normalize(_event("s3.amazonaws.com", "ListBuckets",
+                                    userIdentity={"type": "IAMUser", "arn": arn, "accountId": "111122223333"}))
+    assert (first.principal.kind, second.principal.kind) == ("role", "user")  # type: ignore[union-attr]
+
+
+def test_resources_arn_in_lower_case_is_read(normalizer: Normalizer) -> None:
+    """Some exports (Panther's) spell resources[].ARN as arn; Athena's JSON reader ignores the case too."""
+    key = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    for field in ("ARN", "arn"):
+        rec = normalizer.normalize(_event("kms.amazonaws.com", "Decrypt", {"encryptionAlgorithm": "SYMMETRIC_DEFAULT"},
+                                          resources=[{field: key, "type": "AWS::KMS::Key"}]))
+        assert _uses(rec) == [("kms:Decrypt", key)]
