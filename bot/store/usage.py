@@ -41,7 +41,7 @@ import orjson
 import sqlite_utils
 
 from bot.store.db import transaction
-from bot.trail.records import CallRecord
+from bot.trail.records import CallRecord, Principal
 from bot.util.clock import Clock, iso, utcnow
 
 _SCHEMA = """
@@ -210,6 +210,8 @@ class ObjectUsage:
                 p[5] = t
             if t > p[6]:
                 p[6] = t
+            if pr.kind != p[0] or pr.account != p[1] or pr.service_linked != p[2]:
+                _widen(p, pr)
         if rec.denied:
             self.denied += 1
             code = rec.error_code or "AccessDenied"
@@ -237,6 +239,55 @@ class ObjectUsage:
                     u[1] = t
                 if t > u[2]:
                     u[2] = t
+
+    def add_calls(self, rec: CallRecord, count: int, last: str) -> None:
+        """``count`` calls identical to ``rec``, the first at ``rec.event_time`` and the last at ``last``, all
+        on ``rec.day`` (one grouped row of a SQL source). Same result as :meth:`add` on each call."""
+        if count < 1:
+            return
+        self.events += count
+        pr = rec.principal
+        first = rec.event_time
+        last = max(first, last)
+        denied = count if rec.denied else 0
+        p = self.principals.get(pr.arn)
+        if p is None:
+            self.principals[pr.arn] = [pr.kind, pr.account, pr.service_linked, count, denied, first, last]
+        else:
+            p[3] += count
+            p[4] += denied
+            p[5] = min(p[5], first)
+            p[6] = max(p[6], last)
+            _widen(p, pr)
+        if rec.denied:
+            self.denied += count
+            code = rec.error_code or "AccessDenied"
+            for _ in range(count):  # one row per call, as the file ingest stores them
+                for use in rec.actions:
+                    self.denials.append((rec.account, pr.arn, use.action, use.resource, code, first, rec.event_id))
+            return
+        if not rec.actions:
+            return
+        self.usage_events += count
+        day = first[:10]
+        inv = rec.invoked_by or ""
+        for use in rec.actions:
+            k = (rec.account, pr.arn, use.action, use.resource, inv, day)
+            u = self.usage.get(k)
+            if u is None:
+                self.usage[k] = [count, first, last]
+            else:
+                u[0] += count
+                u[1] = min(u[1], first)
+                u[2] = max(u[2], last)
+
+
+def _widen(p: list[Any], pr: Principal) -> None:
+    """One ARN seen with several kinds or accounts (inconsistent logs): keep the greatest of each, as
+    :meth:`UsageIndex.principals` does across objects, so the result never depends on the order of events."""
+    p[0] = max(p[0], pr.kind)
+    p[1] = max(p[1], pr.account)
+    p[2] = p[2] or pr.service_linked
 
 
 # -- the index -------------------------------------------------------------------------------------

@@ -165,3 +165,31 @@ def test_persists_across_reopen(tmp_path) -> None:
     again = UsageIndex(open_db(path))
     assert not again.needs_ingest("a", 100, "1")
     assert again.usage(ROLE.arn)[0].count == 1
+
+
+def test_add_calls_equals_adding_each_call() -> None:
+    """A grouped row of n identical calls stores what n single calls store (SQL sources use add_calls)."""
+    times = ["2024-08-01T09:00:00Z", "2024-08-01T10:00:00Z", "2024-08-01T11:30:00Z"]
+    one_by_one = ObjectUsage(key="a", size=0, etag="1")
+    grouped = ObjectUsage(key="a", size=0, etag="1")
+    for t in times:
+        one_by_one.add(rec(t))
+    grouped.add_calls(rec(times[0]), 3, times[-1])
+    # denied calls are grouped only with copies of the same event (the query keeps their event IDs apart)
+    for _ in range(3):
+        one_by_one.add(rec(times[1], denied=True, eid="same"))
+    grouped.add_calls(rec(times[1], denied=True, eid="same"), 3, times[1])
+    for field in ("events", "usage_events", "denied", "usage", "principals"):
+        assert getattr(grouped, field) == getattr(one_by_one, field), field
+    assert sorted(grouped.denials) == sorted(one_by_one.denials) and len(grouped.denials) == 3
+
+
+def test_one_arn_with_two_kinds_keeps_the_greatest_in_any_order(index: UsageIndex) -> None:
+    arn = "arn:aws:iam::111122223333:user/tester"
+    as_role = Principal(arn, "role", "111122223333")
+    as_user = Principal(arn, "user", "111122223333")
+    for order in ((as_role, as_user), (as_user, as_role)):
+        o = ObjectUsage(key="k", size=0, etag=str(order[0].kind))
+        for p in order:
+            o.add(rec("2024-08-01T10:00:00Z", principal=p))
+        assert o.principals[arn][0] == "user"
