@@ -18,6 +18,8 @@ import yaml
 from bot import config_checks as checks
 
 ACCOUNT_ID = re.compile(r"^\d{12}$")
+SQL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+S3_URL = re.compile(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")
 SLACK_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{6,}$")
 SLACK_USER = re.compile(r"^[UW][A-Z0-9]{6,}$")
 SLACK_GROUP = re.compile(r"^S[A-Z0-9]{6,}$")
@@ -108,6 +110,22 @@ class AccessAnalyzerSettings:
 
 
 @dataclass(frozen=True)
+class AthenaConfig:
+    """Where ``tighten ingest --athena`` reads usage from (the table printed by ``tighten athena-ddl``)."""
+
+    database: str | None = None
+    table: str = "cloudtrail_org"
+    workgroup: str = "primary"
+    output_location: str | None = None
+    catalog: str = "AwsDataCatalog"
+    region: str | None = None
+    price_per_tb: float = 5.0
+    grouping: str = "projected"  # "projected" | "full"
+    days_per_query: int = 1
+    query_timeout_minutes: int = 30
+
+
+@dataclass(frozen=True)
 class Config:
     path: str = "<defaults>"
     db_path: str = "tighten.db"
@@ -139,6 +157,7 @@ class Config:
     allowlist_path: str | None = None
     iac_direct_apply: bool = False
     iac_rules: tuple[IacRule, ...] = ()
+    athena: AthenaConfig = field(default_factory=AthenaConfig)
 
     def account(self, account_id: str) -> Account | None:
         return next((a for a in self.accounts if a.id == account_id), None)
@@ -348,7 +367,7 @@ def parse_config(raw: Any, file: str = "<config>") -> Config:
     if not isinstance(raw, dict):
         raise ConfigError([f"{file}: (top level): expected a mapping, got {_kind(raw)}"])
     top = {"store", "cloudtrail", "accounts", "organizations", "scope", "approval", "slack", "schedules",
-           "backend", "apply", "allowlist", "iac"}
+           "backend", "apply", "allowlist", "iac", "athena"}
     r.unknown_keys(raw, top, "")
 
     store = r.section(raw, "store", "")
@@ -455,6 +474,8 @@ def parse_config(raw: Any, file: str = "<config>") -> Config:
     r.unknown_keys(apply, {"managed_policy_prefix", "retention_days", "proposal_ttl_days", "watch_days"}, "apply")
 
     iac_direct_apply, iac_rules = _iac(r, raw, "")
+    athena = _athena(r, r.section(raw, "athena", ""))
+
     cfg = Config(
         path=file,
         db_path=r.get(store, "path", "store", str, "tighten.db"),
@@ -487,6 +508,7 @@ def parse_config(raw: Any, file: str = "<config>") -> Config:
         allowlist_path=r.get(raw, "allowlist", "", str, None),
         iac_direct_apply=bool(iac_direct_apply),
         iac_rules=iac_rules,
+        athena=athena,
     )
     if not raw_accounts and not cfg.organizations_enabled and isinstance(raw.get("accounts", []), list):
         r.problem("accounts", "no account to scan: list at least one (or set organizations.enabled)")
@@ -527,6 +549,38 @@ def _listen_address(host: str) -> bool:
         return True
     except ValueError:
         return bool(HOSTNAME.match(host)) and len(host) <= 253
+
+
+def _region(r: _Reader, raw: dict[str, Any], path: str) -> str | None:
+    value = r.get(raw, "region", path, str, None)
+    problem = checks.region_problem(value) if value is not None else None
+    if problem:
+        r.problem(_join(path, "region"), problem)
+        return None
+    return value
+
+
+def _athena(r: _Reader, raw: dict[str, Any]) -> AthenaConfig:
+    p = "athena"
+    r.unknown_keys(raw, {"database", "table", "workgroup", "output_location", "catalog", "region", "price_per_tb",
+                         "grouping", "days_per_query", "query_timeout_minutes"}, p)
+    d = AthenaConfig()
+    price = r.get(raw, "price_per_tb", p, (int, float), d.price_per_tb)
+    if isinstance(price, bool) or price < 0:
+        r.problem(f"{p}.price_per_tb", f"expected a non-negative number of USD, got {price!r}")
+        price = d.price_per_tb
+    return AthenaConfig(
+        database=r.pattern(raw, "database", p, SQL_NAME, "a database name (letters, digits, _)"),
+        table=r.pattern(raw, "table", p, SQL_NAME, "a table name (letters, digits, _)", d.table) or d.table,
+        workgroup=r.get(raw, "workgroup", p, str, d.workgroup),
+        output_location=r.pattern(raw, "output_location", p, S3_URL, "an S3 URL like s3://bucket/prefix/"),
+        catalog=r.pattern(raw, "catalog", p, SQL_NAME, "a data catalog name", d.catalog) or d.catalog,
+        region=_region(r, raw, p),
+        price_per_tb=float(price),
+        grouping=r.choice(raw, "grouping", p, ("projected", "full"), d.grouping),
+        days_per_query=r.positive_int(raw, "days_per_query", p, d.days_per_query),
+        query_timeout_minutes=r.positive_int(raw, "query_timeout_minutes", p, d.query_timeout_minutes),
+    )
 
 
 def _timezone(r: _Reader, raw: dict[str, Any], path: str) -> str:

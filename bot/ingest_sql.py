@@ -95,8 +95,10 @@ class SqlIngestReport:
             f"events: {self.usage_events} usage, {self.denied} denied, {self.skipped_total} skipped",
             f"principals: {self.principals}",
         ]
-        if self.queries and self.bytes_scanned:
-            lines.append(f"scanned: {self.bytes_scanned / 1e9:.3f} GB, estimated cost ${self.cost_usd:.4f}")
+        if self.bytes_scanned or self.cost_usd:
+            cost = f"{self.cost_usd:.2f}" if self.cost_usd >= 0.01 else f"{self.cost_usd:.6f}"
+            lines.append(f"scanned: {self.bytes_scanned / 1e9:.3f} GB, estimated cost ${cost} "
+                         "(Athena bills at least 10 MB a query)")
         if self.skipped:
             lines.append("skipped by reason: " + ", ".join(f"{k}={v}" for k, v in sorted(self.skipped.items())))
         for key, err in sorted(self.errors.items()):

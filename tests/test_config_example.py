@@ -59,7 +59,8 @@ def _accepted_keys(raw: dict[str, Any], path: list[str]) -> set[str]:
 SECTIONS = [[], ["store"], ["cloudtrail"], ["accounts[0]"], ["accounts[0]", "approvers"], ["organizations"],
             ["scope"], ["approval"], ["approval", "approvers"], ["slack"], ["slack", "digests[0]"], ["slack", "http"],
             ["schedules"], ["schedules", "off_hours"], ["backend"], ["backend", "access_analyzer"], ["apply"],
-            ["iac"], ["iac", "rules[0]"], ["accounts[0]", "iac"], ["accounts[0]", "iac", "rules[0]"]]
+            ["iac"], ["iac", "rules[0]"], ["accounts[0]", "iac"], ["accounts[0]", "iac", "rules[0]"],
+            ["athena"]]
 
 
 @pytest.mark.parametrize("path", SECTIONS, ids=lambda p: ".".join(p) or "(top)")

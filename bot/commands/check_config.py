@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_INVALID
+    athena = f", athena {cfg.athena.database}.{cfg.athena.table}" if cfg.athena.database else ""
     print(f"{args.config}: OK ({len(cfg.accounts)} account(s), engine {cfg.backend}, slack mode {cfg.slack_mode},"
-          f" lookback {cfg.lookback_days} days)")
+          f" lookback {cfg.lookback_days} days{athena})")
     return 0

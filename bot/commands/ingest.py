@@ -1,5 +1,8 @@
 """``tighten ingest --cloudtrail PATH_OR_S3_URL [--db FILE] [--since DATE] [--until DATE]``.
 
+``--engine duckdb`` (with ``--cloudtrail``) and ``--athena`` read the same usage through the grouped SQL
+query instead (``bot/commands/_sql_ingest.py``).
+
 Reads every new or changed CloudTrail object into the usage index, with a progress bar on stderr and a
 summary (files, events, principals, skipped records, errors and unreadable entries by reason) at the end.
 Exit codes: see ``EXIT_CODES_HELP``.
@@ -17,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bot.commands._args import positive_int
+from bot.commands._sql_ingest import add_sql_arguments, run_sql
 from bot.ingest import IngestReport, ingest
 from bot.store.db import DEFAULT_DB, open_db
 from bot.store.usage import UsageIndex
@@ -59,8 +63,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                     "ingested are not read again). --since/--until select which log objects are listed.",
         epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_source_arguments(parser, required=True)
+    add_source_arguments(parser, required=False)
     parser.add_argument("--db", default=DEFAULT_DB, metavar="FILE", help=f"the index (default {DEFAULT_DB})")
+    add_sql_arguments(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -87,6 +92,11 @@ def ingest_with_progress(args: argparse.Namespace, index: UsageIndex, console: C
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.engine != "native":
+        return run_sql(args)
+    if not args.cloudtrail:
+        print("tighten ingest: give --cloudtrail PATH_OR_S3_URL (or --athena)", file=sys.stderr)
+        return EXIT_BAD_INPUT
     err = Console(stderr=True)
     index = UsageIndex(open_db(args.db))
     try:
