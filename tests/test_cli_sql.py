@@ -43,6 +43,7 @@ def test_duckdb_not_installed_is_one_line(tmp_path: Path, capsys: pytest.Capture
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert "needs duckdb: pip install 'tighten[sql]'" in err
+    assert not (tmp_path / "t.db").exists()
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -53,6 +54,8 @@ def test_duckdb_not_installed_is_one_line(tmp_path: Path, capsys: pytest.Capture
     (["--athena", "--config", "missing.yaml"], "missing.yaml"),
     (["--athena", "--athena-database", "ct", "--since", "2099-01-01"], "empty window"),
     (["--athena", "--athena-database", "ct", "--days-per-query", "0"], "--days-per-query must be at least 1"),
+    (["--engine", "lake"], "--engine lake needs --lake-store"),
+    (["--engine", "lake", "--lake-store", "x; DROP"], "not an event data store ID"),
 ])
 def test_bad_arguments_are_one_line_and_create_nothing(argv: list[str], message: str, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture,
@@ -62,6 +65,7 @@ def test_bad_arguments_are_one_line_and_create_nothing(argv: list[str], message:
     assert run(["ingest", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # no index created
 
 
 def _parse(ddl: str) -> exp.Create:

@@ -89,7 +89,7 @@ class AthenaEngine:
         try:
             return str(self.client.start_query_execution(**kwargs)["QueryExecutionId"])
         except (ClientError, BotoCoreError) as exc:
-            raise QueryFailed(f"athena: could not start the query: {_reason(exc)}") from exc
+            raise QueryFailed(f"athena: could not start the query: {error_reason(exc)}") from exc
 
     def _wait(self, qid: str) -> dict[str, Any]:
         s = self.settings
@@ -99,7 +99,7 @@ class AthenaEngine:
             try:
                 execution = self.client.get_query_execution(QueryExecutionId=qid)["QueryExecution"]
             except (ClientError, BotoCoreError) as exc:
-                raise QueryFailed(f"athena: query {qid}: {_reason(exc)}") from exc
+                raise QueryFailed(f"athena: query {qid}: {error_reason(exc)}") from exc
             status = execution.get("Status") or {}
             state = status.get("State", "")
             if state == "SUCCEEDED":
@@ -131,7 +131,7 @@ class AthenaEngine:
             try:
                 page = self.client.get_query_results(**kwargs)
             except (ClientError, BotoCoreError) as exc:
-                raise QueryFailed(f"athena: reading the results of {qid}: {_reason(exc)}") from exc
+                raise QueryFailed(f"athena: reading the results of {qid}: {error_reason(exc)}") from exc
             result = page.get("ResultSet") or {}
             if names is None:
                 info = (result.get("ResultSetMetadata") or {}).get("ColumnInfo") or []
@@ -153,7 +153,7 @@ class AthenaEngine:
                 return
 
 
-def _reason(exc: Exception) -> str:
+def error_reason(exc: Exception) -> str:
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
         return f"{err.get('Code', 'error')}: {err.get('Message', '')}".strip()

@@ -1,6 +1,7 @@
-"""``tighten ingest --athena`` and ``tighten ingest --engine duckdb``: usage from the grouped SQL query.
+"""``tighten ingest --athena``, ``--engine lake`` and ``--engine duckdb``: usage from the grouped SQL query.
 
-Wires the engines (Athena: ``bot/aws/athena.py``; DuckDB: ``bot/trail/sql/local.py``) to the SQL ingest
+Wires the engines (Athena: ``bot/aws/athena.py``; CloudTrail Lake: ``bot/aws/lake.py``; DuckDB:
+``bot/trail/sql/local.py``) to the SQL ingest
 (``bot/ingest_sql.py``). Settings come from the flags, else from the ``athena`` section of ``--config``.
 Exit 0; 1 when some day (or local log object) could not be ingested (it is retried next run); 2 for bad
 arguments, a bad config or a missing optional engine.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import date
 from typing import Any
 
 from rich.console import Console
@@ -19,12 +21,23 @@ from bot.config import AthenaConfig, ConfigError, load_config
 from bot.ingest_sql import DayVersions, SqlIngestReport, ingest_local, ingest_sql, window
 from bot.store.db import open_db
 from bot.store.usage import UsageIndex
-from bot.trail.sql.query import GROUPINGS, usage_query
+from bot.trail.sql.query import GROUPINGS, lake_query, usage_query
 
 EXIT_INCOMPLETE = 1
 EXIT_BAD_INPUT = 2
-ENGINES = ("native", "duckdb", "athena")
+ENGINES = ("native", "duckdb", "athena", "lake")
 DEFAULT_LOOKBACK_DAYS = 90
+
+
+class _LazyIndex:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._index: UsageIndex | None = None
+
+    def get(self) -> UsageIndex:
+        if self._index is None:
+            self._index = UsageIndex(open_db(self.path))
+        return self._index
 
 
 class _Refused(Exception):
@@ -35,7 +48,8 @@ def add_sql_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("SQL engines (organization scale; see README \"Scaling past one machine\")")
     group.add_argument("--engine", choices=ENGINES, default="native",
                        help="native: read the log files here (default); duckdb: the grouped SQL query run "
-                            "locally over --cloudtrail; athena: the same query in Athena over the trail's table")
+                            "locally over --cloudtrail; athena: the same query in Athena over the trail's table; "
+                            "lake: in a CloudTrail Lake event data store")
     group.add_argument("--athena", dest="engine", action="store_const", const="athena",
                        help="same as --engine athena")
     group.add_argument("--config", metavar="FILE", help="config file with an athena section (and lookback_days)")
@@ -45,6 +59,8 @@ def add_sql_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--athena-output", metavar="S3_URL", help="query result location (athena.output_location)")
     group.add_argument("--athena-region", metavar="REGION", help="region of the table (athena.region); "
                        "--endpoint-url applies to Athena too")
+    group.add_argument("--lake-store", metavar="ID", help="CloudTrail Lake event data store ID (--engine lake)")
+    group.add_argument("--lake-region", metavar="REGION", help="region of the event data store")
     group.add_argument("--grouping", choices=GROUPINGS,
                        help="projected: group by the request fields the event map reads (default); "
                             "full: by the whole request and response")
@@ -57,9 +73,12 @@ def run_sql(args: argparse.Namespace) -> int:
         settings = _athena_config(args)
         if args.days_per_query is not None and args.days_per_query < 1:
             raise _Refused("--days-per-query must be at least 1")
-        index = UsageIndex(open_db(args.db))
+        # the index is opened only once the arguments hold (bad input creates no file)
+        index = _LazyIndex(args.db)
         if args.engine == "duckdb":
             report = _run_duckdb(args, settings, index, err)
+        elif args.engine == "lake":
+            report = _run_lake(args, settings, index, err)
         else:
             report = _run_athena(args, settings, index, err)
     except _Refused as exc:
@@ -67,7 +86,7 @@ def run_sql(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     for line in report.summary_lines():
         print(line)
-    print(f"index: {args.db} ({len(index.principals())} principals in total)")
+    print(f"index: {args.db} ({len(index.get().principals())} principals in total)")
     return EXIT_INCOMPLETE if report.errors else 0
 
 
@@ -102,7 +121,7 @@ def _progress(console: Console) -> Progress:
                     transient=True)
 
 
-def _run_athena(args: argparse.Namespace, cfg: AthenaConfig, index: UsageIndex, err: Console) -> SqlIngestReport:
+def _run_athena(args: argparse.Namespace, cfg: AthenaConfig, index: _LazyIndex, err: Console) -> SqlIngestReport:
     if not cfg.database:
         raise _Refused("--athena needs a database: --athena-database NAME or athena.database in --config")
     if args.cloudtrail:
@@ -131,13 +150,49 @@ def _run_athena(args: argparse.Namespace, cfg: AthenaConfig, index: UsageIndex, 
     table = f"{cfg.database}.{cfg.table}"
     with _progress(err) as bar:
         task = bar.add_task("ingest", total=None)
-        return ingest_sql(engine, index, source=settings.source_name, days=days,
+        return ingest_sql(engine, index.get(), source=settings.source_name, days=days,
                           query_for=lambda batch: usage_query(table, batch, grouping=cfg.grouping),
                           versions=DayVersions(), days_per_query=cfg.days_per_query,
                           progress=lambda done, total: bar.update(task, completed=done, total=total))
 
 
-def _run_duckdb(args: argparse.Namespace, cfg: AthenaConfig, index: UsageIndex, err: Console) -> SqlIngestReport:
+def _run_lake(args: argparse.Namespace, cfg: AthenaConfig, index: _LazyIndex, err: Console) -> SqlIngestReport:
+    if not args.lake_store:
+        raise _Refused("--engine lake needs --lake-store EVENT_DATA_STORE_ID")
+    if args.cloudtrail:
+        raise _Refused("--engine lake reads an event data store; --cloudtrail is for the native and duckdb engines")
+    import boto3
+    from botocore.exceptions import BotoCoreError
+
+    from bot.aws.lake import LakeEngine, LakeSettings
+
+    settings = LakeSettings(event_data_store=args.lake_store, region=args.lake_region,
+                            price_per_tb=cfg.price_per_tb, timeout_seconds=cfg.query_timeout_minutes * 60)
+    try:
+        lake_query(settings.event_data_store, [date(2020, 1, 1)])  # validates the ID
+    except ValueError as exc:
+        raise _Refused(str(exc)) from None
+    kwargs: dict[str, Any] = {}
+    if args.lake_region:
+        kwargs["region_name"] = args.lake_region
+    if args.endpoint_url:
+        kwargs["endpoint_url"] = args.endpoint_url
+    try:
+        client = boto3.client("cloudtrail", **kwargs)
+    except BotoCoreError as exc:
+        raise _Refused(f"lake: {exc}") from None
+    days = window(args.since, args.until, lookback_days=args.lookback_days)
+    if not days:
+        raise _Refused("empty window: --since is after --until (or after today)")
+    with _progress(err) as bar:
+        task = bar.add_task("ingest", total=None)
+        return ingest_sql(LakeEngine(client, settings), index.get(), source=settings.source_name, days=days,
+                          query_for=lambda batch: lake_query(settings.event_data_store, batch),
+                          versions=DayVersions(), days_per_query=cfg.days_per_query,
+                          progress=lambda done, total: bar.update(task, completed=done, total=total))
+
+
+def _run_duckdb(args: argparse.Namespace, cfg: AthenaConfig, index: _LazyIndex, err: Console) -> SqlIngestReport:
     if not args.cloudtrail:
         raise _Refused("--engine duckdb needs --cloudtrail PATH_OR_S3_URL")
     from bot.trail.sql.local import EngineMissing, require_engine
@@ -154,8 +209,8 @@ def _run_duckdb(args: argparse.Namespace, cfg: AthenaConfig, index: UsageIndex, 
     try:
         with _progress(err) as bar:
             task = bar.add_task("ingest", total=None)
-            return ingest_local(args.cloudtrail, index, grouping=cfg.grouping, since=args.since, until=args.until,
-                                s3_client=s3_client,
+            return ingest_local(args.cloudtrail, index.get(), grouping=cfg.grouping, since=args.since,
+                                until=args.until, s3_client=s3_client,
                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
     except EngineMissing as exc:
         raise _Refused(str(exc)) from None

@@ -258,7 +258,8 @@ class ObjectUsage:
             p[4] += denied
             p[5] = min(p[5], first)
             p[6] = max(p[6], last)
-            _widen(p, pr)
+            if pr.kind != p[0] or pr.account != p[1] or pr.service_linked != p[2]:
+                _widen(p, pr)
         if rec.denied:
             self.denied += count
             code = rec.error_code or "AccessDenied"

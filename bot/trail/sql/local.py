@@ -24,7 +24,7 @@ import re
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -33,8 +33,8 @@ from bot.trail.normalize import Skip
 from bot.trail.reader import iter_raw_records
 from bot.trail.sources import LogObject, iter_log_objects
 from bot.trail.sql.query import day_of, to_duckdb
-from bot.trail.sql.rows import QueryFailed, QueryResult, QueryStats, Row
-from bot.trail.sql.table import COLUMNS, PARTITIONS
+from bot.trail.sql.rows import QueryFailed, QueryResult, QueryStats, Row, unflatten_maps
+from bot.trail.sql.table import COLUMNS, LAKE_COLUMNS, PARTITIONS
 
 _TRAIL_PATH = re.compile(r"/(\d{12})/CloudTrail/([a-z0-9-]+)/(\d{4})/(\d{2})/(\d{2})/[^/]*$")
 _DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
@@ -69,20 +69,55 @@ def _string(value: Any) -> str | None:
     return orjson.dumps(value).decode()
 
 
+def _timestamp(value: Any) -> str | None:
+    """An ISO-8601 time as a UTC ``YYYY-MM-DD HH:MM:SS`` timestamp; None when unparseable (a typed store
+    such as CloudTrail Lake holds no such value)."""
+    if value.__class__ is not str:
+        return None
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(UTC).replace(tzinfo=None)
+    return dt.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _struct_shaper(fields: dict[str, Shaper]) -> Shaper:
+    """A JSON object -> the struct's fields, matched by lower-cased name; unknown and null fields left out (an
+    absent field reads as NULL, and smaller rows are faster for DuckDB to parse)."""
+    memo: dict[str, tuple[str, Shaper] | None] = {}  # key as spelled in the logs -> (field, shaper)
+
+    def struct(value: Any) -> Any:
+        if value.__class__ is not dict:
+            return None
+        out = {}
+        for key, v in value.items():
+            if v is None:
+                continue
+            try:
+                field = memo[key]
+            except KeyError:
+                low = str(key).lower()
+                fn = fields.get(low)
+                field = (low, fn) if fn is not None else None
+                if len(memo) < 10_000:
+                    memo[key] = field
+            if field is not None:
+                v = field[1](v)
+                if v is not None:
+                    out[field[0]] = v
+        return out
+
+    return struct
+
+
 def _shaper(dtype: Any) -> Shaper:
     from sqlglot import exp
 
     kind = dtype.this
     if kind == exp.DataType.Type.STRUCT:
-        fields = [(f.name.lower(), _shaper(f.args["kind"])) for f in dtype.expressions]
-
-        def struct(value: Any) -> Any:
-            if value.__class__ is not dict:
-                return None
-            low = {str(k).lower(): v for k, v in value.items()}
-            return {name: fn(low.get(name)) for name, fn in fields}
-
-        return struct
+        return _struct_shaper({f.name.lower(): _shaper(f.args["kind"]) for f in dtype.expressions})
     if kind == exp.DataType.Type.ARRAY:
         element = _shaper(dtype.expressions[0])
 
@@ -90,6 +125,10 @@ def _shaper(dtype: Any) -> Shaper:
             return [element(v) for v in value] if value.__class__ is list else None
 
         return array
+    if kind in (exp.DataType.Type.TIMESTAMP, exp.DataType.Type.DATETIME):
+        return _timestamp
+    if kind == exp.DataType.Type.BOOLEAN:
+        return lambda value: value if value.__class__ is bool else None
     if kind == exp.DataType.Type.MAP:
 
         def mapping(value: Any) -> Any:
@@ -99,14 +138,21 @@ def _shaper(dtype: Any) -> Shaper:
     return _string
 
 
-def table_columns() -> list[tuple[str, str, Shaper]]:
-    """(column, DuckDB type, shaper) for every column of the Athena table, partitions last."""
+def table_columns(columns: str = COLUMNS, partitions: tuple[str, ...] = PARTITIONS) -> list[tuple[str, str]]:
+    """(column, DuckDB type) for every column of the table, partitions last."""
+    return [(name, dtype.sql("duckdb")) for name, dtype in _column_types(columns)] + [(p, "VARCHAR") for p in partitions]
+
+
+def _column_types(columns: str) -> list[tuple[str, Any]]:
     import sqlglot
 
-    ddl = f"CREATE TABLE t ({COLUMNS})"
-    create = sqlglot.parse_one(ddl, read="hive")
-    out = [(c.name.lower(), c.args["kind"].sql("duckdb"), _shaper(c.args["kind"])) for c in create.this.expressions]
-    return out + [(p, "VARCHAR", _string) for p in PARTITIONS]
+    create = sqlglot.parse_one(f"CREATE TABLE t ({columns})", read="hive")
+    return [(c.name.lower(), c.args["kind"]) for c in create.this.expressions]
+
+
+def record_shaper(columns: str = COLUMNS) -> Shaper:
+    """A raw CloudTrail record -> the table row (without the partition columns), as Athena's SerDe reads it."""
+    return _struct_shaper({name: _shaper(dtype) for name, dtype in _column_types(columns)})
 
 
 def _partition(key: str, record: dict[str, Any]) -> tuple[str | None, str | None, str]:
@@ -125,11 +171,15 @@ class LocalTrail:
     """Log objects under ``spec`` in a DuckDB table shaped like the Athena CloudTrail table."""
 
     def __init__(self, spec: str, *, since: date | None = None, until: date | None = None,
-                 accounts: list[str] | None = None, regions: list[str] | None = None, s3_client: Any = None) -> None:
+                 accounts: list[str] | None = None, regions: list[str] | None = None, s3_client: Any = None,
+                 lake_table: str | None = None) -> None:
         require_engine()
         import duckdb
 
         self.spec = spec
+        # lake_table: load the records shaped like CloudTrail Lake's schema into a table of that name instead
+        # (tests of the Lake variant of the query); run() then post-processes rows as the Lake engine does
+        self.lake_table = lake_table
         self.objects: list[LogObject] = list(iter_log_objects(spec, since=since, until=until, accounts=accounts,
                                                               regions=regions, s3_client=s3_client))
         self.events = 0
@@ -149,26 +199,27 @@ class LocalTrail:
         """Read every listed object into the table (once)."""
         if self._loaded:
             return
-        columns = table_columns()
         with tempfile.TemporaryDirectory(prefix="tighten-duckdb-") as tmp:
             path = os.path.join(tmp, "records.jsonl")
             with open(path, "wb") as out:
                 batch: list[bytes] = []
-                for record in self._records():
-                    batch.append(orjson.dumps({name: fn(record.get(name)) for name, _, fn in columns}))
+                for row in self._rows():
+                    batch.append(orjson.dumps(row))
                     if len(batch) >= _WRITE_BATCH:
                         out.write(b"\n".join(batch) + b"\n")
                         batch = []
                 if batch:
                     out.write(b"\n".join(batch) + b"\n")
-            spec = ", ".join(f"'{name}': '{dtype}'" for name, dtype, _ in columns)
+            columns = table_columns(LAKE_COLUMNS, ()) if self.lake_table else table_columns()
+            spec = ", ".join(f"'{name}': '{dtype}'" for name, dtype in columns)
             self._con.execute(
-                f"CREATE TABLE cloudtrail AS SELECT * FROM read_json(?, format='newline_delimited', "
-                f"columns={{{spec}}}, maximum_object_size=67108864)", [path])
+                f"CREATE TABLE {self.lake_table or 'cloudtrail'} AS SELECT * FROM read_json(?, "
+                f"format='newline_delimited', columns={{{spec}}}, maximum_object_size=67108864)", [path])
         self._loaded = True
 
-    def _records(self) -> Iterator[dict[str, Any]]:
-        """Raw records as the SerDe sees them: lower-cased top-level names plus the partition columns."""
+    def _rows(self) -> Iterator[dict[str, Any]]:
+        """Table rows: each raw record as the SerDe reads it, plus the partition columns."""
+        shape = record_shaper(LAKE_COLUMNS if self.lake_table else COLUMNS)
         for obj in self.objects:
             try:
                 data = obj.read()
@@ -181,17 +232,23 @@ class LocalTrail:
                     continue
                 account, region, log_date = _partition(obj.key, item)
                 self.events += 1
-                record = {str(k).lower(): v for k, v in item.items()}
-                if record.get("eventtime") is None and item.get("@timestamp") is not None:
-                    record["eventtime"] = item["@timestamp"]  # Logstash exports (OTRF) rename the field
-                record.update(account=account, region=region, log_date=log_date)
-                yield record
+                row = shape(item)
+                if row.get("eventtime") is None and item.get("@timestamp").__class__ is str:
+                    row["eventtime"] = item["@timestamp"]  # Logstash exports (OTRF) rename the field
+                    if self.lake_table:
+                        row["eventtime"] = _timestamp(item["@timestamp"])
+                if not self.lake_table:
+                    row.update(account=account, region=region, log_date=log_date)
+                yield row
 
     def log_dates(self) -> list[date]:
         """The days (partitions) present in the table."""
         self.load()
-        rows = self._con.execute("SELECT DISTINCT log_date FROM cloudtrail WHERE log_date IS NOT NULL").fetchall()
-        return sorted(day_of(r[0]) for r in rows)
+        if self.lake_table:
+            query = f"SELECT DISTINCT strftime(eventtime, '%Y/%m/%d') FROM {self.lake_table} WHERE eventtime IS NOT NULL"
+        else:
+            query = "SELECT DISTINCT log_date FROM cloudtrail WHERE log_date IS NOT NULL"
+        return sorted(day_of(r[0]) for r in self._con.execute(query).fetchall())
 
     def run(self, sql: str) -> QueryResult:
         """Run the Trino query ``sql`` (table name ``cloudtrail``) in DuckDB."""
@@ -208,7 +265,8 @@ class LocalTrail:
                 if not chunk:
                     return
                 for values in chunk:
-                    yield dict(zip(names, values, strict=True))
+                    row = dict(zip(names, values, strict=True))
+                    yield unflatten_maps(row) if self.lake_table else row
 
         return QueryResult(rows(), QueryStats())
 

@@ -17,12 +17,15 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Sequence
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from bot.trail.sql.fields import kept_fields
 
 QUERY_PATH = Path(__file__).resolve().parent / "usage.sql"
+LAKE_SOURCE_PATH = Path(__file__).resolve().parent / "lake_source.sql"
+#: CloudTrail Lake's StartQuery takes at most this many characters (botocore's service model).
+LAKE_MAX_QUERY = 10_000
 GROUPINGS = ("projected", "full")
 
 #: The output columns of the query, in order (the grouped row a source hands to the normalizer).
@@ -37,6 +40,7 @@ COLUMNS = (
 _IDENT = r'(?:[A-Za-z_][A-Za-z0-9_]*|"[^"]+")'
 TABLE_NAME = re.compile(rf"^{_IDENT}(?:\.{_IDENT}){{0,2}}$")
 _ACCOUNT = re.compile(r"^\d{12}$")
+_EVENT_DATA_STORE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{2,127}$")
 _REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d+$")
 
 
@@ -98,6 +102,41 @@ def usage_query(table: str, days: Iterable[date], *, grouping: str = "projected"
         "kept_fields": _kept_fields_values(grouping),
     }
     return re.sub(r"\{(table|log_dates|scope|kept_fields)\}", lambda m: fill[m.group(1)], template())
+
+
+def _without_comments(sql: str) -> str:
+    return "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+
+
+def lake_query(event_data_store: str, days: Iterable[date]) -> str:
+    """The usage query over a CloudTrail Lake event data store (its ID, the last part of its ARN).
+
+    The same text as :func:`usage_query` with the table replaced by ``lake_source.sql``, which presents the event
+    data store in the Athena table's shape. Always the ``full`` grouping: the projection table does not fit in
+    Lake's 10,000-character query limit.
+    """
+    if not _EVENT_DATA_STORE.match(event_data_store):
+        raise ValueError(f"not an event data store ID: {event_data_store!r}")
+    wanted = sorted(set(days))
+    if not wanted:
+        raise ValueError("no day to query")
+    end = wanted[-1] + timedelta(days=1)
+    source = LAKE_SOURCE_PATH.read_text(encoding="utf-8")
+    fill_source = {"event_data_store": event_data_store, "start": sql_string(f"{wanted[0]} 00:00:00"),
+                   "end": sql_string(f"{end} 00:00:00")}
+    source = re.sub(r"\{(event_data_store|start|end)\}", lambda m: fill_source[m.group(1)],
+                    _without_comments(source))
+    fill = {
+        "table": "(\n" + source + "\n)",
+        "log_dates": ", ".join(sql_string(log_date(d)) for d in wanted),
+        "scope": "",
+        "kept_fields": _kept_fields_values("full"),
+    }
+    sql = re.sub(r"\{(table|log_dates|scope|kept_fields)\}", lambda m: fill[m.group(1)],
+                 _without_comments(template()))
+    if len(sql) > LAKE_MAX_QUERY:
+        raise ValueError(f"the Lake query is {len(sql)} characters, over Lake's limit of {LAKE_MAX_QUERY}")
+    return sql
 
 
 def to_duckdb(sql: str) -> str:

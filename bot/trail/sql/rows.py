@@ -8,6 +8,7 @@ with only the fields the query kept, which the normalizer reads as it reads a ra
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -86,3 +87,29 @@ def event_of(row: Row) -> dict[str, Any]:
 
 def calls_of(row: Row) -> int:
     return int(row.get("calls") or 0)
+
+
+def _unflatten(text: Any) -> Any:
+    if text.__class__ is not str:
+        return text
+    try:
+        mapping = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+    if mapping.__class__ is not dict:
+        return text
+    out = {}
+    for key, value in mapping.items():
+        if value.__class__ is str and value[:1] in ("{", "["):
+            with contextlib.suppress(orjson.JSONDecodeError):  # a string that only looks like JSON stays one
+                value = orjson.loads(value)
+        out[key] = value
+    return orjson.dumps(out).decode()
+
+
+def unflatten_maps(row: dict[str, Any]) -> dict[str, Any]:
+    """CloudTrail Lake stores requestParameters/responseElements as map(varchar, varchar): a nested object or
+    list arrives as its JSON text. Parse such values back, so the row reads like one from Athena."""
+    row["request"] = _unflatten(row.get("request"))
+    row["response"] = _unflatten(row.get("response"))
+    return row

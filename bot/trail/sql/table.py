@@ -135,3 +135,51 @@ def athena_ddl(location: str, accounts: Sequence[str], regions: Sequence[str], *
         f"LOCATION '{location}'\n"
         f"TBLPROPERTIES (\n{properties}\n)"
     )
+
+
+#: CloudTrail Lake's schema for CloudTrail events ("Supported SQL schemas for event data stores", CloudTrail
+#: User Guide), the columns ``lake_source.sql`` reads, in the same Hive notation. Used to build a Lake-shaped
+#: local table for the tests; Lake itself needs no DDL.
+LAKE_COLUMNS = """\
+    eventversion STRING,
+    useridentity STRUCT<
+        type: STRING,
+        principalid: STRING,
+        arn: STRING,
+        accountid: STRING,
+        accesskeyid: STRING,
+        username: STRING,
+        sessioncontext: STRUCT<
+            attributes: STRUCT<
+                creationdate: TIMESTAMP,
+                mfaauthenticated: STRING>,
+            sessionissuer: STRUCT<
+                type: STRING,
+                principalid: STRING,
+                arn: STRING,
+                accountid: STRING,
+                username: STRING>,
+            webidfederationdata: STRUCT<
+                federatedprovider: STRING,
+                attributes: MAP<STRING, STRING>>,
+            sourceidentity: STRING,
+            ec2roledelivery: STRING,
+            ec2issuedinvpc: STRING>,
+        invokedby: STRING,
+        identityprovider: STRING>,
+    eventtime TIMESTAMP,
+    eventsource STRING,
+    eventname STRING,
+    awsregion STRING,
+    errorcode STRING,
+    requestparameters MAP<STRING, STRING>,
+    responseelements MAP<STRING, STRING>,
+    eventid STRING,
+    readonly BOOLEAN,
+    resources ARRAY<STRUCT<
+        accountid: STRING,
+        type: STRING,
+        arn: STRING,
+        arnprefix: STRING>>,
+    eventtype STRING,
+    recipientaccountid STRING"""
