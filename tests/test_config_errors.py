@@ -160,6 +160,14 @@ CASES: list[tuple[str, Any, str, str]] = [
     ("account iac unknown key", _with(accounts__0__iac={"direct": True}), "accounts[0].iac.direct", "unknown key"),
     ("account iac rule typo", _with(accounts__0__iac={"rules": [{"tool": "terraform", "nmae": "x"}]}),
      "accounts[0].iac.rules[0].nmae", "unknown key"),
+    ("athena database with a dash", _with(athena__database="cloud-trail"), "athena.database", "database name"),
+    ("athena results not in S3", _with(athena__output_location="/tmp/results"), "athena.output_location",
+     "S3 URL"),
+    ("athena unknown region", _with(athena__region="us-north-9"), "athena.region", "AWS region"),
+    ("athena negative price", _with(athena__price_per_tb=-1), "athena.price_per_tb", "non-negative"),
+    ("athena unknown grouping", _with(athena__grouping="some"), "athena.grouping", "projected, full"),
+    ("athena zero days per query", _with(athena__days_per_query=0), "athena.days_per_query", "positive"),
+    ("athena misspelled key", _with(athena__workgroups="primary"), "athena.workgroups", "unknown key"),
 ]
 
 
