@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from bot.store.usage import ObjectUsage, UsageIndex
+from bot.store.usage import ENTRY, OBJECT, ObjectUsage, UsageIndex
 from bot.trail.normalize import Normalizer, Skip
 from bot.trail.records import CallRecord
 from bot.trail.sql.query import day_of, usage_query
@@ -72,7 +72,8 @@ class SqlIngestReport:
     denied: int = 0
     principals: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
-    errors: dict[str, str] = field(default_factory=dict)  # day key -> why it was not ingested
+    errors: dict[str, str] = field(default_factory=dict)  # day (or local log object) key -> why not ingested
+    unreadable: dict[str, str] = field(default_factory=dict)  # local directory entry that is not a regular file
     bytes_scanned: int = 0
     cost_usd: float = 0.0
     seconds: float = 0.0
@@ -101,8 +102,8 @@ class SqlIngestReport:
                          "(Athena bills at least 10 MB a query)")
         if self.skipped:
             lines.append("skipped by reason: " + ", ".join(f"{k}={v}" for k, v in sorted(self.skipped.items())))
-        for key, err in sorted(self.errors.items()):
-            lines.append(f"error: {key}: {err}")
+        lines.extend(f"error: {key}: {err}" for key, err in sorted(self.errors.items()))
+        lines.extend(f"unreadable entry: {key}: {err}" for key, err in sorted(self.unreadable.items()))
         return lines
 
 
@@ -200,7 +201,7 @@ def ingest_sql(engine: QueryEngine, index: UsageIndex, *, source: str, days: Seq
         except (QueryFailed, _RowRefused) as exc:
             for day in batch:
                 report.errors[keys[day]] = str(exc)
-                index.record_error(keys[day], str(exc))
+                index.record_error(keys[day], str(exc), kind=OBJECT)
         else:
             report.bytes_scanned += result.stats.bytes_scanned
             report.cost_usd += result.stats.cost_usd
@@ -265,8 +266,11 @@ def ingest_local(spec: str, index: UsageIndex, *, grouping: str = "projected", s
         index.record_objects([files])
         report.skipped.update(trail.skipped)
         for key, why in trail.errors.items():
-            index.record_error(key, why)
+            index.record_error(key, why, kind=OBJECT)
             report.errors[key] = why
+        for key, why in trail.unreadable.items():
+            index.record_error(key, why, kind=ENTRY)
+            report.unreadable[key] = why
     finally:
         trail.close()
     return report

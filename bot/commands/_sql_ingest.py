@@ -4,7 +4,8 @@ Wires the engines (Athena: ``bot/aws/athena.py``; CloudTrail Lake: ``bot/aws/lak
 ``bot/trail/sql/local.py``) to the SQL ingest
 (``bot/ingest_sql.py``). Settings come from the flags, else from the ``athena`` section of ``--config``.
 Exit 0; 1 when some day (or local log object) could not be ingested (it is retried next run); 2 for bad
-arguments, a bad config or a missing optional engine.
+arguments, a bad config or a missing optional engine; 3 when all was read but some local directory entries are
+not regular files (as the file ingest).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from bot.trail.sql.query import GROUPINGS, lake_query, usage_query
 
 EXIT_INCOMPLETE = 1
 EXIT_BAD_INPUT = 2
+EXIT_UNREADABLE_ENTRIES = 3
 ENGINES = ("native", "duckdb", "athena", "lake")
 DEFAULT_LOOKBACK_DAYS = 90
 
@@ -87,7 +89,9 @@ def run_sql(args: argparse.Namespace) -> int:
     for line in report.summary_lines():
         print(line)
     print(f"index: {args.db} ({len(index.get().principals())} principals in total)")
-    return EXIT_INCOMPLETE if report.errors else 0
+    if report.errors:
+        return EXIT_INCOMPLETE
+    return EXIT_UNREADABLE_ENTRIES if report.unreadable else 0
 
 
 def _athena_config(args: argparse.Namespace) -> AthenaConfig:

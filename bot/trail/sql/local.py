@@ -30,8 +30,8 @@ from typing import Any
 import orjson
 
 from bot.trail.normalize import Skip
-from bot.trail.reader import iter_raw_records
-from bot.trail.sources import LogObject, iter_log_objects
+from bot.trail.reader import DEFAULT_LIMITS, Unreadable, iter_raw_records
+from bot.trail.sources import LogObject, UnreadableEntry, iter_log_objects
 from bot.trail.sql.query import day_of, to_duckdb
 from bot.trail.sql.rows import QueryFailed, QueryResult, QueryStats, Row, unflatten_maps
 from bot.trail.sql.table import COLUMNS, LAKE_COLUMNS, PARTITIONS
@@ -182,9 +182,11 @@ class LocalTrail:
         self.lake_table = lake_table
         self.objects: list[LogObject] = list(iter_log_objects(spec, since=since, until=until, accounts=accounts,
                                                               regions=regions, s3_client=s3_client))
+        self.limits = DEFAULT_LIMITS
         self.events = 0
-        self.skipped: Counter[str] = Counter()  # records the reader or the loader could not place
-        self.errors: dict[str, str] = {}  # object key -> why it could not be read
+        self.skipped: Counter[str] = Counter()  # records the reader could not use
+        self.errors: dict[str, str] = {}  # object key -> "reason: detail": not used at all
+        self.unreadable: dict[str, str] = {}  # directory entry that is not a regular file -> "reason: detail"
         self._con = duckdb.connect(":memory:")
         self._loaded = False
 
@@ -218,28 +220,53 @@ class LocalTrail:
         self._loaded = True
 
     def _rows(self) -> Iterator[dict[str, Any]]:
-        """Table rows: each raw record as the SerDe reads it, plus the partition columns."""
+        """Table rows: each raw record as the SerDe reads it, plus the partition columns.
+
+        As in the file ingest, an object is used whole or not at all: one the reader refuses (truncated,
+        not CloudTrail, past a limit) or that cannot be read is reported in ``errors`` and none of its records
+        is loaded; an entry that is not a regular file is reported in ``unreadable`` and never opened.
+        """
         shape = record_shaper(LAKE_COLUMNS if self.lake_table else COLUMNS)
         for obj in self.objects:
-            try:
-                data = obj.read()
-            except Exception as exc:  # an unreadable object is reported (and retried on the next run)
-                self.errors[obj.key] = f"{type(exc).__name__}: {exc}"
+            if obj.entry_problem is not None:
+                self.unreadable[obj.key] = "{}: {}".format(*obj.entry_problem)
                 continue
-            for item in iter_raw_records(data, obj.key):
-                if isinstance(item, Skip):
-                    self.skipped[item.reason] += 1
-                    continue
-                account, region, log_date = _partition(obj.key, item)
-                self.events += 1
-                row = shape(item)
-                if row.get("eventtime") is None and item.get("@timestamp").__class__ is str:
-                    row["eventtime"] = item["@timestamp"]  # Logstash exports (OTRF) rename the field
-                    if self.lake_table:
-                        row["eventtime"] = _timestamp(item["@timestamp"])
-                if not self.lake_table:
-                    row.update(account=account, region=region, log_date=log_date)
-                yield row
+            if obj.size > self.limits.max_bytes:
+                self.errors[obj.key] = (f"too_large: {obj.size:,} bytes, over the {self.limits.max_bytes:,} "
+                                        "bytes an object may hold")
+                continue
+            rows: list[dict[str, Any]] = []
+            skipped: Counter[str] = Counter()
+            try:
+                with obj.open() as fh:
+                    for item in iter_raw_records(fh, obj.key, self.limits):
+                        if isinstance(item, Skip):
+                            skipped[item.reason] += 1
+                            continue
+                        rows.append(self._row(shape, obj.key, item))
+            except UnreadableEntry as exc:
+                self.unreadable[obj.key] = f"{exc.reason}: {exc.detail}"
+                continue
+            except Unreadable as exc:
+                self.errors[obj.key] = str(exc)
+                continue
+            except Exception as exc:  # an unreadable object is reported (and retried on the next run)
+                self.errors[obj.key] = f"read_error: {type(exc).__name__}: {exc}"
+                continue
+            self.skipped.update(skipped)
+            self.events += len(rows)
+            yield from rows
+
+    def _row(self, shape: Shaper, key: str, item: dict[str, Any]) -> dict[str, Any]:
+        row = shape(item)
+        if row.get("eventtime") is None and item.get("@timestamp").__class__ is str:
+            row["eventtime"] = item["@timestamp"]  # Logstash exports (OTRF) rename the field
+            if self.lake_table:
+                row["eventtime"] = _timestamp(item["@timestamp"])
+        if not self.lake_table:
+            account, region, log_date = _partition(key, item)
+            row.update(account=account, region=region, log_date=log_date)
+        return row
 
     def log_dates(self) -> list[date]:
         """The days (partitions) present in the table."""
