@@ -718,6 +718,17 @@ _QUIRKS: dict[tuple[str, str], Quirk] = {
 }
 
 
+#: Top-level request/response keys the quirks above read, per service prefix (lower-cased). Sources that keep
+#: only the keys the normalizer reads (the SQL sources' grouping) must keep these too; a quirk that reads a new
+#: key lists it here.
+QUIRK_KEYS: dict[str, frozenset[str]] = {
+    "s3": frozenset({"x-amz-copy-source", "copysource"}),
+    "ec2": frozenset({"instancesset", "networkinterfaceset", "groupset", "subnetid", "resourcesset"}),
+    "secretsmanager": frozenset({"secretid", "name", "secretidlist", "arn"}),
+    "kms": frozenset(k.lower() for k in _KMS_KEY_PARAMETERS),
+}
+
+
 _SIMPLE_VAR = re.compile(r"\$\{[A-Za-z0-9_]+\}")
 
 #: ARN variables too generic to be filled from a same-named request parameter.

@@ -147,12 +147,17 @@ def _list_base(name: str) -> str:
     return stem[:1].lower() + stem[1:]
 
 
+def _ec2_list_keys(name: str) -> tuple[str, ...]:
+    """The members EC2's query API may log list parameter ``name`` under, in the order they are tried."""
+    base = _list_base(name)
+    pascal = base[:1].upper() + base[1:]
+    return (base + "sSet", base + "Set", base, base + "Id", pascal + "Id")
+
+
 def _ec2_list(obj: dict, name: str) -> list[Any]:
     """The items of list parameter ``name`` in EC2's logged shape: ``<base>sSet``/``<base>Set``/``<base>``
     holding ``{"items": [...]}``, or a raw query-API ``<Base>Id`` member (``{"content": ..}`` or a list)."""
-    base = _list_base(name)
-    pascal = base[:1].upper() + base[1:]
-    for key in (base + "sSet", base + "Set", base, base + "Id", pascal + "Id"):
+    for key in _ec2_list_keys(name):
         holder = obj.get(key)
         if holder is None:
             continue
@@ -500,8 +505,9 @@ def format_variables(arn_format: str) -> list[str]:
 def parameter_keys(template: str) -> set[str]:
     """Every top-level request-parameter key, lower-cased, that evaluating ``template`` may read.
 
-    A superset: each variable's first path segment in all of its :func:`spellings`, plus the EC2 query-API
-    sets an ``<X>Ids[]`` segment falls back to (``instancesSet``/``instanceSet``). SQL sources group calls by
+    A superset: each variable's first path segment in all of its :func:`spellings`, plus every EC2 query-API
+    member a list segment ``Xs[]`` falls back to (:func:`_ec2_list_keys`: ``instancesSet``, ``groupSet``,
+    ``blockDeviceMapping``...). SQL sources group calls by
     these keys only (see ``bot/trail/sql``), so whatever an evaluator reads must be listed here.
     """
     keys: set[str] = set()
@@ -511,8 +517,6 @@ def parameter_keys(template: str) -> set[str]:
         first = var.split(".", 1)[0]
         name = first.removesuffix("[]")
         keys.update(s.lower() for s in spellings(name))
-        if "." not in var and first.endswith("Ids[]"):
-            base = name[:-3]
-            camel = base[:1].lower() + base[1:]
-            keys.update({(camel + "sSet").lower(), (camel + "Set").lower()})
+        if first.endswith("[]"):
+            keys.update(key.lower() for key in _ec2_list_keys(name))
     return keys

@@ -8,7 +8,9 @@ before grouping. The list is a superset of what the normalizer reads, derived fr
 * every template of the derived event map (``bot/trail/data/event_map.json.gz``) for the service: resource
   variables, ARN overrides, condition parameters (:func:`bot.trail.templates.parameter_keys`);
 * every ARN-format variable of the service's actions in the IAM catalog (the normalizer fills an unmapped
-  action's ARN from the request parameter named like the variable).
+  action's ARN from the request parameter named like the variable);
+* the keys the normalizer's service quirks read (``bot.trail.normalize.QUIRK_KEYS``) and the map's tag
+  parameters (tag-on-create is granted only when the request carries tags).
 
 An event source the normalizer would map to no catalog service is absent from the table; the query then keeps
 its whole request and response (and the normalizer skips the event as ``unknown_event_source``).
@@ -20,7 +22,7 @@ import functools
 from collections import defaultdict
 
 from bot.policy.catalog import Catalog, catalog
-from bot.trail.normalize import load_event_map
+from bot.trail.normalize import QUIRK_KEYS, load_event_map
 from bot.trail.templates import format_variables, parameter_keys
 
 _CONTEXT_VARIABLES = frozenset({"Partition", "Region", "Account"})
@@ -46,6 +48,10 @@ def service_keys(cat: Catalog | None = None) -> dict[str, frozenset[str]]:
                 names = [v for v in format_variables(rt.arn) if v not in _CONTEXT_VARIABLES]
                 for name in names:
                     keys[prefix] |= parameter_keys("${" + name + "}")
+    # keys the service quirks read, and the tag parameters that decide tag-on-create, for every service
+    tags = {name.lower() for name in emap.get("tag_parameters", ())}
+    for prefix in set(keys) | set(cat.services):
+        keys[prefix] |= tags | QUIRK_KEYS.get(prefix, frozenset())
     return {prefix: frozenset(names) for prefix, names in keys.items()}
 
 
