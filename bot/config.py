@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from bot import config_checks as checks
+from bot.errors import ConfigError
 
 ACCOUNT_ID = re.compile(r"^\d{12}$")
 SQL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -25,14 +26,6 @@ SLACK_USER = re.compile(r"^[UW][A-Z0-9]{6,}$")
 SLACK_GROUP = re.compile(r"^S[A-Z0-9]{6,}$")
 HOSTNAME = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$")
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
-
-
-class ConfigError(ValueError):
-    """One or more problems in a config file; ``problems`` lists each as ``"<file>: <key>: <message>"``."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
 
 
 @dataclass(frozen=True)

@@ -34,12 +34,18 @@ class UserError(Exception):
         self.exit_code = exit_code
 
 
+class ConfigError(ValueError):
+    """One or more problems in a config file; ``problems`` lists each as ``"<file>: <key>: <message>"``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+
+
 def explain(exc: BaseException) -> tuple[str, int] | None:
     """``(one-line message, exit status)`` for an expected failure, ``None`` for a bug."""
     if isinstance(exc, UserError):
         return str(exc), exc.exit_code
-    from bot.config import ConfigError
-
     if isinstance(exc, ConfigError):
         return f"{len(exc.problems)} problem(s) in the configuration:\n  " + "\n  ".join(exc.problems), \
             EXIT_BAD_INPUT

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -39,7 +38,6 @@ from botocore.exceptions import ClientError
 from bot.aws.calls import (
     Calls,
     LeaseLost,
-    PolicyState,
     RetryPolicy,
     Unfinished,
     code,
@@ -48,6 +46,16 @@ from bot.aws.calls import (
     keep_policy_text,
     same_document,
 )
+from bot.aws.change_targets import (
+    BEFORE,
+    OTHER,
+    ChangeResult,
+    TargetState,
+    describe_role,
+    description,
+    policy_arn,
+    target_state,
+)
 from bot.aws.inventory import RoleSnapshot, Scope, canonical_json, get_role_snapshot
 from bot.aws.limits import (
     MANAGED_POLICY_MAX_VERSIONS,
@@ -55,44 +63,13 @@ from bot.aws.limits import (
     PolicyTooLarge,
     fit_documents,
 )
+from bot.aws.restore import plan_restore, run_rollback
 from bot.store import changes as cs
 from bot.store.changes import Change, ChangeInProgress, ChangeStore, Step
 from bot.util.clock import Clock, iso, utcnow
 
 StepHook = Callable[[Step], None]
 """Called after each apply step is journaled as done (tests inject faults here)."""
-
-BEFORE, AFTER, OTHER = "before", "after", "other"
-
-
-@dataclass
-class ChangeResult:
-    change_id: str | None
-    state: str
-    role_name: str
-    message: str
-    notes: list[str] = field(default_factory=list)
-    conflicts: list[str] = field(default_factory=list)  # someone else's changes to what Tighten touched
-    saved: list[str] = field(default_factory=list)  # what was stored before being deleted or detached
-    kept: list[str] = field(default_factory=list)  # someone else's additions, left in place
-
-    @property
-    def ok(self) -> bool:
-        return self.state in (cs.APPLIED, cs.ROLLED_BACK)
-
-    @property
-    def stale(self) -> bool:
-        return self.state == cs.STALE
-
-    @property
-    def finished(self) -> bool:
-        """The change reached a state nobody needs to resume (or nothing was started)."""
-        return self.state not in cs.INCOMPLETE_STATES
-
-
-class RollbackIncomplete(RuntimeError):
-    pass
-
 
 class Conflict(RuntimeError):
     """Someone else changed a target of the change while Tighten was working on it."""
@@ -133,7 +110,7 @@ def start_change(db: sqlite_utils.Database, iam: Any, *, role_name: str, propose
         return _refuse(store, snapshot, prior, proposal_id, requested_by, expected_policy_hash,
                        f"the proposal needs {len(documents)} managed policies; a role may hold "
                        f"{max_managed_policies}")
-    foreign = [n for n in names if prior.get(n) and prior[n]["description"] != _description(snapshot.name)]
+    foreign = [n for n in names if prior.get(n) and prior[n]["description"] != description(snapshot.name)]
     if foreign:
         return _refuse(store, snapshot, prior, proposal_id, requested_by, expected_policy_hash,
                        f"policy {foreign[0]} already exists and was not created by Tighten for role "
@@ -148,7 +125,7 @@ def start_change(db: sqlite_utils.Database, iam: Any, *, role_name: str, propose
     if current_hash != expected_policy_hash or texts is None:
         reason = (f"role {snapshot.name} changed since the proposal was computed (policy hash "
                   f"{expected_policy_hash[:12]} then, {current_hash[:12]} now; it now holds "
-                  f"{_describe(snapshot)}); re-scan before applying")
+                  f"{describe_role(snapshot)}); re-scan before applying")
         change = store.create(account=snapshot.account, role_name=snapshot.name, role_arn=snapshot.arn,
                               before_image=image, before_policy_hash=current_hash, state=cs.STALE, steps=[],
                               documents=documents, policy_names=names, expected_policy_hash=expected_policy_hash,
@@ -217,7 +194,6 @@ def rollback_change(db: sqlite_utils.Database, iam: Any, change_id: str, *, requ
 
 def _rollback_owned(calls: Calls, store: ChangeStore, change: Change, requested_by: str | None,
                     force: bool) -> ChangeResult:
-    from bot.aws.restore import plan_restore, run_rollback
 
     change_id = change.id
     try:
@@ -272,7 +248,6 @@ def resume_incomplete(db: sqlite_utils.Database, iam: Any, *, account: str | Non
 def _finish_owned(store: ChangeStore, iam: Any, change: Change, owner: str, retry: RetryPolicy,
                   hook: StepHook | None) -> ChangeResult:
     """Run (or resume) ``change`` while holding its lease; the lease is released at the end, unless lost."""
-    from bot.aws.restore import run_rollback
 
     calls = Calls(iam, store, change.id, owner, retry)
     try:
@@ -311,52 +286,7 @@ def _plan(snapshot: RoleSnapshot, documents: list[dict[str, Any]], names: list[s
     return steps
 
 
-@dataclass
-class TargetState:
-    """Where a step's target is now: ``before`` the step, ``after`` it, or ``other`` (someone changed it)."""
-
-    state: str
-    text: str | None = None  # inline policy: its exact text now; managed policy: its default version's text
-    detail: str = ""
-    policy: PolicyState | None = None  # put_policy: the policy as read
-
-
-def target_state(calls: Calls, change: Change, image: dict[str, Any], step: Step,
-                 attached: list[str]) -> TargetState:
-    """Read the target of ``step`` and say whether it is as before the step, as after it, or neither."""
-    before = RoleSnapshot.from_json(image["snapshot"])
-    role = change.role_name
-    if step.kind in ("attach", "detach"):
-        held = step.target in attached
-        return TargetState((AFTER if held else BEFORE) if step.kind == "attach" else (BEFORE if held else AFTER))
-    if step.kind == "delete_inline":
-        text = calls.inline_text(role, step.target)
-        if text is None:
-            return TargetState(AFTER)
-        if same_document(json.loads(text), before.inline.get(step.target)):
-            return TargetState(BEFORE, text)
-        return TargetState(OTHER, text, f"inline policy {step.target} of {role} holds a different document than "
-                                        "before the change")
-    if step.kind == "put_policy":
-        prior = (image.get("managed_policies") or {}).get(step.target)
-        now = calls.policy(policy_arn(before, step.target))
-        if not now.exists:
-            if prior is None:
-                return TargetState(BEFORE, policy=now)
-            return TargetState(OTHER, None, f"policy {step.target} was deleted", now)
-        if now.holds(step.params["document"]):
-            return TargetState(AFTER, now.text, policy=now)
-        if prior is not None and (now.default_version_id == prior["default_version_id"]
-                                  or now.holds(prior["document"])):
-            return TargetState(BEFORE, now.text, policy=now)
-        return TargetState(OTHER, now.text, f"policy {step.target} was edited (default version "
-                                            f"{now.default_version_id} holds neither Tighten's document nor the "
-                                            "one before the change)", now)
-    raise ValueError(f"unknown step kind {step.kind!r}")
-
-
 def _run_apply(calls: Calls, store: ChangeStore, change: Change, *, hook: StepHook | None) -> ChangeResult:
-    from bot.aws.restore import run_rollback
 
     image = store.before_image(change.id)
     if image is None:  # cannot happen (created together), but never touch a role without one
@@ -440,7 +370,7 @@ def _put_managed_policy(calls: Calls, store: ChangeStore, change: Change, role: 
     current = now.policy or calls.policy(arn)
     if not current.exists:
         created = calls(f"create {name}", iam.create_policy, PolicyName=name, PolicyDocument=text,
-                        Description=_description(change.role_name))
+                        Description=description(change.role_name))
         return {"arn": created["Policy"]["Arn"], "version": created["Policy"]["DefaultVersionId"]}
     if current.holds(document):
         return {"arn": arn, "version": current.default_version_id, "unchanged": True}
@@ -546,21 +476,3 @@ def _prior_managed_state(iam: Any, snapshot: RoleSnapshot, names: list[str], pre
         out[name] = {"arn": arn, "default_version_id": meta["DefaultVersionId"], "document": json.loads(text),
                      "text": text, "description": meta.get("Description", "")}
     return out
-
-
-def _description(role_name: str) -> str:
-    """Written on every policy Tighten creates; an existing policy without it is never overwritten (role names
-    such as ``app`` and ``app-2`` could otherwise share ``tighten-app-2``)."""
-    return f"Tighten least-privilege policy for role {role_name}"
-
-
-def policy_arn(role: RoleSnapshot, name: str) -> str:
-    partition = role.arn.split(":")[1]
-    return f"arn:{partition}:iam::{role.account}:policy/{name}"
-
-
-def _describe(snapshot: RoleSnapshot) -> str:
-    managed = ", ".join(p.name for p in snapshot.attached) or "no managed policies"
-    inline = ", ".join(sorted(snapshot.inline)) or "none"
-    boundary = snapshot.boundary_arn.rsplit("/", 1)[-1] if snapshot.boundary_arn else "none"
-    return f"managed: {managed}; inline: {inline}; boundary: {boundary}"

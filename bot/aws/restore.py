@@ -27,18 +27,18 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from bot.aws.apply import (
+from bot.aws.calls import Calls, Unfinished, code, error_text
+from bot.aws.change_targets import (
     AFTER,
     BEFORE,
     OTHER,
     ChangeResult,
     RollbackIncomplete,
-    _describe,
-    _description,
+    describe_role,
+    description,
     policy_arn,
     target_state,
 )
-from bot.aws.calls import Calls, Unfinished, code, error_text
 from bot.aws.inventory import RoleSnapshot, get_role_snapshot
 from bot.aws.limits import MANAGED_POLICY_MAX_VERSIONS, ROLE_MAX_MANAGED_POLICIES
 from bot.store import changes as cs
@@ -143,7 +143,7 @@ def run_rollback(calls: Calls, store: ChangeStore, change: Change) -> ChangeResu
     before = RoleSnapshot.from_json((store.before_image(change.id) or {})["snapshot"])
     saved = [_saved_line(row) for row in store.saved(change.id, "rollback")[saved_before:]]
     what = "the apply could not finish; " if final == cs.FAILED else ""
-    message = f"{what}role {change.role_name} restored to its before-image ({_describe(before)})"
+    message = f"{what}role {change.role_name} restored to its before-image ({describe_role(before)})"
     if plan.kept:
         message += f"; kept what others changed since: {', '.join(plan.kept)}"
     if saved:
@@ -198,7 +198,7 @@ def _restore_version(calls: Calls, store: ChangeStore, change: Change, image: di
     if not now.exists:  # deleted by someone else (forced): recreate it with its prior text
         calls(f"recreate {action.target}", calls.iam.create_policy, PolicyName=action.target,
               PolicyDocument=prior.get("text") or json.dumps(prior["document"]),
-              Description=prior.get("description") or _description(change.role_name))
+              Description=prior.get("description") or description(change.role_name))
         return {"recreated": True}
     if now.default_version_id == prior["default_version_id"]:
         return {}

@@ -146,7 +146,7 @@ def run_child(conn: Connection, cfg: Config, bot_token: str, slack_api_url: str 
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=log_level, stream=sys.stderr, format=LOG_FORMAT)
     try:
-        from bot.commands.serve import aws_access, last_accessed_access
+        from bot.aws.account_access import aws_access, last_accessed_access
         from bot.jobs.context import JobContext
         from bot.jobs.scheduler import SchedulerService
         from bot.slack.app import make_client

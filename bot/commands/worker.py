@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, OSError) as exc:
         print(f"tighten worker: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    from bot.commands.serve import aws_access, last_accessed_access
+    from bot.aws.account_access import aws_access, last_accessed_access
     from bot.store.db import ensure_store_directory
 
     if not args.db:

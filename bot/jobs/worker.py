@@ -317,7 +317,7 @@ def _unless_finished(outcome: Any) -> None:
 
 
 def _result_of(change: cs.Change) -> Any:
-    from bot.aws.apply import ChangeResult
+    from bot.aws.change_targets import ChangeResult
 
     if change.state == cs.APPLIED:
         message = f"role {change.role_name} now holds {', '.join(change.policy_names)}"
