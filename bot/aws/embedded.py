@@ -22,7 +22,7 @@ class EmbeddedAws:
     def reset(self) -> None:
         """Forget every resource (moto's reset API); managed policies are reloaded."""
         req = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST", data=b"")
-        with urllib.request.urlopen(req, timeout=30):  # noqa: S310 - loopback only
+        with urllib.request.urlopen(req, timeout=180):  # noqa: S310 - loopback only; a reset reloads every managed policy
             pass
 
     def stop(self) -> None:
