@@ -90,6 +90,30 @@ def make_entry(action: str, resource: str | None = None, principal: str | None =
                       reason=reason.strip())
 
 
+#: What CloudTrail writes when it did not record the resource of a call.
+UNRECORDED_RESOURCES = frozenset({"", "?", "*"})
+
+
+def exact_resource(action: str, resource: str) -> str | None:
+    """The allowlist resource that allows ``action`` on exactly the denied ``resource`` and nothing more, or None
+    when no entry can (the resource was not recorded for an action that takes one; it holds ``*``, ``?`` or
+    ``${``, which an entry would read as wildcards or a policy variable; it does not fit the action's resource
+    types). ``*`` only for an action that
+    takes no resource ARN."""
+    canonical = catalog().canonical(action)
+    if canonical is None:
+        return None
+    if not catalog().arn_formats(canonical):
+        return "*" if resource in UNRECORDED_RESOURCES else None
+    if resource in UNRECORDED_RESOURCES or any(mark in resource for mark in ("*", "?", "${")):
+        return None
+    try:
+        make_entry(canonical, resource)
+    except AllowlistError:
+        return None
+    return resource
+
+
 @dataclass
 class Allowlist:
     entries: list[AllowEntry] = field(default_factory=list)

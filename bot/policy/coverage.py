@@ -9,7 +9,12 @@
   window, which a slightly shorter window would have missed.
 * ``data_events_absent``: services whose data events (S3 object calls, Lambda Invoke, DynamoDB item calls)
   are not in the logs at all; CloudTrail logs them only when the trail enables them (CloudTrail User Guide,
-  "Logging data events"), so those actions cannot be inferred from the logs.
+  "Logging data events"), so those actions cannot be inferred from the logs. Given ``granted_actions`` (what
+  the principal holds today), only for services whose data-event actions it holds: a role without any Lambda
+  permission gets no warning about Lambda data events.
+
+The window's length (:func:`lookback_days`) is the same number everywhere it is shown: whole days between two
+timestamps (a 30-day lookback is 30 days), or the calendar days both ends included when only dates are given.
 
 Usage rows may be mappings or objects with ``action``, ``count``, ``days`` (ISO dates), ``first_seen`` and
 ``last_seen``.
@@ -18,7 +23,7 @@ Usage rows may be mappings or objects with ``action``, ``count``, ``days`` (ISO 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -29,6 +34,15 @@ PERIODIC_MIN_OCCURRENCES = 3
 EDGE_DAYS = 7
 #: Services whose most common actions are data events (CloudTrail User Guide, "Logging data events").
 DATA_EVENT_SERVICES = frozenset({"s3", "lambda", "dynamodb"})
+#: CloudTrail data events of Lambda and DynamoDB (CloudTrail User Guide, "Logging data events": Lambda
+#: ``Invoke``, DynamoDB item-level calls). S3's data events are its object-level calls: the S3 actions that act on
+#: the ``object`` resource type in the IAM catalog. Used to tell whether a trail records a service's data events
+#: and whether a principal holds any, never to grant anything.
+DATA_EVENT_ACTIONS = {
+    "lambda": ("lambda:InvokeFunction",),
+    "dynamodb": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                 "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"),
+}
 _EXAMPLES = 5
 
 
@@ -37,6 +51,43 @@ class CoverageWarning:
     code: str
     message: str
     actions: tuple[str, ...] = ()  # the actions concerned, when the warning is about actions
+
+
+def holds_data_events(service: str, granted_actions: Iterable[str]) -> bool:
+    """Does the principal hold any data-event action of ``service``?"""
+    service = service.lower()
+    if service == "s3":
+        from bot.policy.catalog import catalog
+
+        cat = catalog()
+        return any(a.lower().startswith("s3:") and any(rt.key == "object" for rt in cat.arn_formats(a))
+                   for a in granted_actions)
+    wanted = {a.lower() for a in DATA_EVENT_ACTIONS.get(service, ())}
+    prefix = service + ":"
+    return any(a.lower() in wanted if wanted else a.lower().startswith(prefix) for a in granted_actions)
+
+
+def _timestamp(value: str | date | datetime) -> datetime | None:
+    """``value`` as an aware datetime when it carries a time of day, else None."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and "T" in value:
+        from bot.util.clock import parse_iso
+
+        return parse_iso(value)
+    return None
+
+
+def lookback_days(window_start: str | date | datetime, window_end: str | date | datetime) -> int:
+    """The window's length in days, the one number shown for it: whole days between two timestamps (rounded), or
+    calendar days with both ends included when either end is a date only."""
+    start_ts, end_ts = _timestamp(window_start), _timestamp(window_end)
+    if start_ts is not None and end_ts is not None:
+        return max(1, round((end_ts - start_ts).total_seconds() / 86400))
+    start, end = _as_date(window_start), _as_date(window_end)
+    if start is None or end is None:
+        raise ValueError(f"bad window: {window_start!r} .. {window_end!r}")
+    return (end - start).days + 1
 
 
 def _as_date(value: str | date | datetime | None) -> date | None:
@@ -89,12 +140,14 @@ def coverage_warnings(
     usage: Iterable[Any],
     data_event_services_present: set[str],
     data_event_services_needed: Iterable[str] = DATA_EVENT_SERVICES,
+    granted_actions: Collection[str] | None = None,
 ) -> list[CoverageWarning]:
-    """Warnings for a proposal built from ``usage`` over [window_start, window_end]."""
+    """Warnings for a proposal built from ``usage`` over [window_start, window_end]; ``granted_actions`` (what the
+    principal holds today) keeps warnings to services it holds."""
     start, end = _as_date(window_start), _as_date(window_end)
     if start is None or end is None or end < start:
         raise ValueError(f"bad window: {window_start!r} .. {window_end!r}")
-    window_days = (end - start).days + 1
+    window_days = lookback_days(window_start, window_end)
     out: list[CoverageWarning] = []
 
     if window_days < MIN_WINDOW_DAYS:
@@ -109,7 +162,7 @@ def coverage_warnings(
         out.append(
             CoverageWarning(
                 "window_shorter_than_history",
-                f"the principal exists since {created.isoformat()} ({(end - created).days + 1} days) but only "
+                f"the principal exists since {created.isoformat()} ({(end - created).days} days) but only "
                 f"the last {window_days} days of logs were read",
             )
         )
@@ -176,6 +229,8 @@ def coverage_warnings(
 
     present = {s.lower() for s in data_event_services_present}
     for service in sorted({s.lower() for s in data_event_services_needed} - present):
+        if granted_actions is not None and not holds_data_events(service, granted_actions):
+            continue
         out.append(
             CoverageWarning(
                 "data_events_absent",

@@ -188,6 +188,18 @@ def _services(grants: Sequence[Grant]) -> int:
     return len({g.service for g in grants})
 
 
+#: Access levels counted as "write" in the review's table (IAM catalog access levels).
+WRITE_LEVELS = ("Write", "Permissions management")
+
+
+def permission_counts(perms: EffectivePermissions, prefix: str) -> dict[str, int]:
+    """``{prefix}_actions``, ``{prefix}_services`` and ``{prefix}_write`` (Write and Permissions management
+    actions) of ``perms``, for the review's now → proposed table."""
+    grants = list(perms)
+    return {f"{prefix}_actions": len(grants), f"{prefix}_services": len({g.service for g in grants}),
+            f"{prefix}_write": sum(1 for g in grants if g.access_level in WRITE_LEVELS)}
+
+
 def summary(diff: PermissionDiff) -> str:
     """One line, e.g. "removes 11,873 actions across 402 services; keeps 14 actions in 4 services; ..."."""
     parts = [

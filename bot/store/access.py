@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
+from bot.store.allowances import AllowanceStore
 from bot.store.changes import ChangeStore
 from bot.store.db import open_db
 from bot.store.proposals import AuditLog, ProposalStore
@@ -73,6 +74,10 @@ class ThreadStores:
     @property
     def scans(self) -> ScanCache:
         return self._get("scans", lambda: ScanCache(self.db, self.clock))
+
+    @property
+    def allowances(self) -> AllowanceStore:
+        return self._get("allowances", lambda: AllowanceStore(self.db, self.clock))
 
     @property
     def usage(self) -> UsageIndex:

@@ -112,12 +112,14 @@ class AllowlistAuthors:
             " ORDER BY added_at, added_by", (action, resource, principal))]
 
     def exclusions(self, entries: Iterable[AllowEntry]) -> list[dict[str, Any]]:
-        """``{"user", "reason"}`` for every author of ``entries`` (for ``Proposal.excluded_approvers``)."""
+        """``{"user", "reason", "action", "resource"}`` for every author of ``entries`` (for
+        ``Proposal.excluded_approvers``; ``action`` and ``resource`` let a message quote them)."""
         out: list[dict[str, Any]] = []
         for entry in entries:
             for user in self.authors(entry):
                 out.append({"user": user, "reason": f"added the allowlist entry {entry.action} on "
-                                                    f"{entry.resource} that it grants"})
+                                                    f"{entry.resource} that it grants",
+                            "action": entry.action, "resource": entry.resource})
         return out
 
 

@@ -77,3 +77,28 @@ def test_add_and_save_round_trip(tmp_path: Path) -> None:
     assert path.read_text().startswith("# Tighten allowlist")
     assert load_allowlist(path).entries == al.entries
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+@pytest.mark.parametrize(("action", "resource", "expected"), [
+    ("s3:GetObject", "arn:aws:s3:::reports/2026/out.csv", "arn:aws:s3:::reports/2026/out.csv"),
+    ("s3:GetObject", "arn:aws:s3:::reports/" + "\U0001F600" * 256, "arn:aws:s3:::reports/" + "\U0001F600" * 256),
+    ("s3:ListBucket", "arn:aws:s3:::reports", "arn:aws:s3:::reports"),
+    # not recorded by CloudTrail: no entry can name exactly it
+    ("s3:GetObject", "?", None),
+    ("s3:GetObject", "", None),
+    ("s3:GetObject", "*", None),
+    # characters an entry would read as wildcards or a policy variable (IAM User Guide, "Resource" element)
+    ("s3:GetObject", "arn:aws:s3:::reports/a*b", None),
+    ("s3:GetObject", "arn:aws:s3:::reports/a?b", None),
+    ("s3:GetObject", "arn:aws:s3:::reports/${aws:username}", None),
+    # a bucket is not an object: GetObject acts on objects only (Service Authorization Reference for S3)
+    ("s3:GetObject", "arn:aws:s3:::reports", None),
+    # an action that takes no resource ARN: "*" is exactly the call, and nothing else fits
+    ("sts:GetCallerIdentity", "", "*"),
+    ("sts:GetCallerIdentity", "arn:aws:iam::111122223333:role/x", None),
+    ("notaservice:DoThing", "*", None),
+])
+def test_exact_resource_never_widens(action: str, resource: str, expected: str | None) -> None:
+    from bot.policy.allowlist import exact_resource
+
+    assert exact_resource(action, resource) == expected

@@ -77,3 +77,29 @@ def test_rows_of_one_action_on_several_resources_count_as_one_action() -> None:
     w = run(usage=rows)
     assert codes(w) == ["seen_once"]
     assert w[0].actions == ("kms:Decrypt",) and w[0].message.startswith("1 action was used only once")
+
+
+@pytest.mark.parametrize(("granted", "warned"), [
+    # CloudTrail User Guide, "Logging data events": S3 object-level calls, Lambda Invoke, DynamoDB item calls
+    ([], []),
+    (["s3:ListBucket", "lambda:ListFunctions", "dynamodb:DescribeTable"], []),  # control-plane only
+    (["s3:GetObject"], ["s3"]),
+    (["lambda:InvokeFunction"], ["lambda"]),
+    (["dynamodb:GetItem", "s3:PutObject"], ["dynamodb", "s3"]),
+])
+def test_data_event_warning_only_for_services_whose_data_events_the_role_holds(granted: list[str],
+                                                                               warned: list[str]) -> None:
+    w = run(data_event_services_present=set(), granted_actions=granted)
+    assert [x.message.split(" ")[1] for x in w if x.code == "data_events_absent"] == warned
+
+
+def test_lookback_is_one_number_in_every_warning() -> None:
+    from bot.policy.coverage import lookback_days
+
+    # a 30-day lookback read at 09:30 spans 31 calendar dates but is 30 days long
+    assert lookback_days("2026-11-01T09:30:00Z", "2026-12-01T09:30:00Z") == 30
+    assert lookback_days("2026-11-01", "2026-11-30") == 30  # dates only: both ends included
+    w = run(window_start="2026-11-01T09:30:00Z", window_end="2026-12-01T09:30:00Z",
+            principal_created="2026-01-01T00:00:00Z", principal_first_seen=None)
+    (history,) = [x for x in w if x.code == "window_shorter_than_history"]
+    assert "only the last 30 days" in history.message and "31 days" not in history.message

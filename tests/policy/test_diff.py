@@ -182,3 +182,13 @@ def test_a_dropped_conditional_deny_that_no_longer_matters_is_still_shown() -> N
     assert "drops 1 Deny that nothing kept needs" in summary(diff) and "DROPS" not in summary(diff)
     assert "NeverDeleteWithoutMfa" in render_grouped(diff)
     assert diff.denies_removed and not diff.denies_removed[0].matters
+
+
+def test_permission_counts_by_access_level() -> None:
+    from bot.policy.diff import permission_counts
+
+    # access levels as the Service Authorization Reference lists them: GetObject Read; PutObject, PassRole,
+    # PutLogEvents Write; PutRolePolicy Permissions management; ListBucket List
+    doc = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Action": [
+        "s3:GetObject", "s3:PutObject", "s3:ListBucket", "iam:PassRole", "iam:PutRolePolicy", "logs:PutLogEvents"]}]}
+    assert permission_counts(perms(doc), "now") == {"now_actions": 6, "now_services": 3, "now_write": 4}
