@@ -44,11 +44,19 @@ from bot.config import Config
 from bot.jobs.context import JobContext
 from bot.jobs.iac import proposal_iac, reconcile_role
 from bot.jobs.quota import ScanDeferred, generate_with_access_analyzer
+from bot.jobs.restore import RestoreCeiling, restore_ceiling
 from bot.jobs.role_privilege import escalation_context
 from bot.policy.allowlist import AllowEntry
 from bot.policy.contain import check_no_new_access
-from bot.policy.coverage import coverage_warnings
-from bot.policy.diff import diff_permissions, guard_changes, render_grouped, summary, unified_text_diff
+from bot.policy.coverage import DATA_EVENT_ACTIONS, coverage_warnings
+from bot.policy.diff import (
+    diff_permissions,
+    guard_changes,
+    permission_counts,
+    render_grouped,
+    summary,
+    unified_text_diff,
+)
 from bot.policy.escalation import escalation_check
 from bot.policy.expand import EffectivePermissions, effective_permissions
 from bot.policy.generate import generate_policy
@@ -82,10 +90,12 @@ class ScanOutcome:
 
 
 def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by: str | None,
-             work_item: int | None = None) -> ScanOutcome:
+             work_item: int | None = None, restore: str | None = None) -> ScanOutcome:
     """Scan one role now; see the module docstring. Never raises for expected refusals (they are outcomes).
     ``work_item`` (the queue item running it) is recorded with the result so a re-run after a crash can tell
-    the scan already happened."""
+    the scan already happened. ``restore`` (a change id) makes it a restore scan (:mod:`bot.jobs.restore`): the
+    proposal is built inside the role's policies before that change, and only posted when it gives something
+    back."""
     now = ctx.clock()
     iam = ctx.iam(account)
     snapshot = get_role_snapshot(iam, principal_arn)
@@ -130,15 +140,24 @@ def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by:
     except LastAccessedError as exc:
         reason = f"{exc}; the safety net for rare jobs is missing, so nothing is proposed"
         return settle(sc.INCOMPLETE, f"not proposing for {snapshot.name}: {reason}", notes=[reason])
+    ceiling: RestoreCeiling | None = None
+    if restore:
+        found = restore_ceiling(ctx, restore, snapshot.arn)
+        if isinstance(found, str):
+            return settle(sc.REFUSED, f"not restoring access for {snapshot.name}: {found}",
+                          detail={"check": "restore", "reason": found, "change_id": restore})
+        ceiling = found
+    # what the proposal may grant: the current policies (a restore: also those before the change it restores)
+    ceiling_policies = ceiling.policies(current_policies) if ceiling else current_policies
     try:
-        documents, notes, engine = _generate(ctx, snapshot, rows, allowlist, since, until, current_policies, rare)
+        documents, notes, engine = _generate(ctx, snapshot, rows, allowlist, since, until, ceiling_policies, rare)
     except ScanDeferred as exc:
         return settle(sc.DEFERRED, str(exc), retry_at=exc.retry_at)
     notes = rare_notes + notes
     proposed_policies = [parse_policy(d, f"proposed-{i + 1}") for i, d in enumerate(documents)]
 
     # Fail closed: a proposal that would grant anything the role does not hold today is never stored.
-    containment = check_no_new_access(current_policies, proposed_policies, boundary)
+    containment = check_no_new_access(ceiling_policies, proposed_policies, boundary)
     if not containment.passed:
         reason = containment.reason()
         return settle(sc.REFUSED, f"not proposing for {snapshot.name}: the proposal {reason}", notes=notes,
@@ -151,11 +170,11 @@ def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by:
     unused = len(current.actions() - used_actions)
 
     changes = tightening(current, proposed)
-    if not changes["removed"] and not changes["narrowed"]:
+    if ceiling is None and not changes["removed"] and not changes["narrowed"]:
         return settle(sc.ALREADY_TIGHT, f"{snapshot.name} is already tight: the proposal grants everything it "
                       f"holds ({len(current)} actions)", risk_score=risk.score, risk_tier=risk.tier, notes=notes)
 
-    replayed = replay_usage(rows, documents, boundary, current_policies, snapshot.arn)
+    replayed = replay_usage(rows, documents, boundary, ceiling_policies, snapshot.arn)
     if not replayed.ok:
         first = replayed.denied[0]
         reason = (f"the proposal would deny {replayed.denied_calls} of {replayed.calls} calls the role made in the "
@@ -166,14 +185,21 @@ def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by:
 
     diff = diff_permissions(current, proposed, escalation, guards=guard_changes(
         current_policies, proposed_policies, boundary, containment=containment))
+    restored = sorted({g.action for g in diff.added} | {c.action for c in diff.broadened})
+    if ceiling is not None and not restored:
+        return settle(sc.ALREADY_TIGHT, f"nothing to restore for {snapshot.name}: the role already holds everything "
+                      f"its usage and allowlist need within its policies before change {ceiling.change.id}",
+                      risk_score=risk.score, risk_tier=risk.tier, notes=notes)
     checks = {"containment": containment.to_json(),
               "escalation": escalation_check(current, proposed, escalation), "replay": replayed.as_check(),
               "iam_last_accessed": rare_check}
+    if ceiling is not None:
+        checks["restore"] = ceiling.check(restored)
     first_seen = _first_seen(rows)
     warnings = [{"code": w.code, "message": w.message} for w in coverage_warnings(
         window_start=since, window_end=until, principal_first_seen=first_seen,
         principal_created=snapshot.created, usage=rows,
-        data_event_services_present=data_event_services_present(ctx))]
+        data_event_services_present=data_event_services_present(ctx), granted_actions=current.actions())]
     warnings.extend({"code": "role-scope", "message": w} for w in _role_warnings(ctx, snapshot))
     current_docs = [{"name": name, "document": doc} for name, doc in snapshot.identity_documents()]
     proposal = ctx.proposals.create(
@@ -184,7 +210,7 @@ def run_scan(ctx: JobContext, account: str, principal_arn: str, *, requested_by:
         unified_diff=unified_text_diff(snapshot.identity_documents(),
                                        [(f"proposed-{i + 1}", d) for i, d in enumerate(documents)]),
         risk_score=risk.score, risk_reasons=list(risk.reasons), warnings=warnings,
-        stats={"current_actions": len(current), "proposed_actions": len(proposed),
+        stats={**permission_counts(current, "current"), **permission_counts(proposed, "proposed"),
                "removed": len(changes["removed"]), "narrowed": len(changes["narrowed"]),
                "added": len(changes["added"]), "kept": len(current) - len(changes["removed"]),
                "usage_rows": len(rows), "risk_tier": risk.tier},
@@ -318,16 +344,6 @@ def _first_seen(rows: list[UsageRow]) -> str | None:
     return min((r.first_seen for r in rows), default=None)
 
 
-#: CloudTrail data events (CloudTrail User Guide, "Logging data events"): S3 object-level calls (seen as object
-#: ARNs ``arn:aws:s3:::bucket/key``), Lambda ``Invoke``, DynamoDB item-level calls. Used only to tell whether a
-#: trail records a service's data events at all (coverage warning), never to grant anything.
-_DATA_EVENT_ACTIONS = {
-    "lambda": ("lambda:InvokeFunction",),
-    "dynamodb": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-                 "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"),
-}
-
-
 def data_event_services_present(ctx: JobContext) -> set[str]:
     """Services whose data events appear anywhere in the ingested logs (any principal)."""
     conn = ctx.usage.db.conn
@@ -335,7 +351,7 @@ def data_event_services_present(ctx: JobContext) -> set[str]:
     if conn.execute("SELECT 1 FROM usage_days WHERE action LIKE 's3:%' AND resource LIKE 'arn:aws:s3:::%/%'"
                     " LIMIT 1").fetchone():
         present.add("s3")
-    for service, actions in _DATA_EVENT_ACTIONS.items():
+    for service, actions in DATA_EVENT_ACTIONS.items():
         marks = ", ".join("?" for _ in actions)
         if conn.execute(f"SELECT 1 FROM usage_days WHERE action IN ({marks}) LIMIT 1", actions).fetchone():
             present.add(service)

@@ -212,7 +212,8 @@ def handle_scan(ctx: JobContext, item: WorkItem) -> dict[str, Any]:
                 result["posted"] = bool(ctx.notifier.post_proposal(proposal.id))
         return result
     try:
-        outcome = run_scan(ctx, account, arn, requested_by=requested_by, work_item=item.id)
+        outcome = run_scan(ctx, account, arn, requested_by=requested_by, work_item=item.id,
+                           restore=item.payload.get("restore"))
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
             raise
@@ -374,8 +375,10 @@ def _stale_reason(ctx: JobContext, proposal: ps.Proposal) -> str | None:
 
 def _containment_refusal(ctx: JobContext, proposal: ps.Proposal) -> str | None:
     """The containment check again, right before apply, against the role as IAM returns it now (same
-    boundary both sides): why the proposal would grant more than the role holds, or None when it would not."""
+    boundary both sides) -- for a restore proposal, against that and the before-image of the change it restores
+    (:mod:`bot.jobs.restore`): why the proposal would grant more than that, or None when it would not."""
     from bot.aws.inventory import get_role_snapshot
+    from bot.jobs.restore import proposal_ceiling
     from bot.policy.contain import check_no_new_access
     from bot.policy.model import PolicyError, parse_policy
 
@@ -384,9 +387,12 @@ def _containment_refusal(ctx: JobContext, proposal: ps.Proposal) -> str | None:
         current = [parse_policy(doc, name) for name, doc in snapshot.identity_documents()]
         proposed = [parse_policy(doc, f"proposed-{i + 1}") for i, doc in enumerate(proposal.documents)]
         boundary = parse_policy(snapshot.boundary_document, "boundary") if snapshot.boundary_document else None
+        ceiling = proposal_ceiling(ctx, proposal, current)
     except PolicyError as exc:
         return f"cannot be checked for containment: {exc}"
-    result = check_no_new_access(current, proposed, boundary)
+    if isinstance(ceiling, str):
+        return f"cannot be checked for containment: {ceiling}"
+    result = check_no_new_access(ceiling, proposed, boundary)
     return None if result.passed else result.reason()
 
 
