@@ -23,6 +23,10 @@ def test_demo_runs_the_whole_loop(tmp_path: Path, moto_endpoint: str) -> None:
     for role in EXPECTED_PROPOSALS:
         saved = json.loads((tmp_path / "messages" / f"{role}.json").read_text())
         assert saved["blocks"], role
+    # above the fold (the first section): the path ci-deployer keeps open, and who may approve
+    first = json.loads((tmp_path / "messages" / "ci-deployer.json").read_text())["blocks"][1]["text"]["text"]
+    assert "stays open" in first and "(lambda-update-function-code)" in first
+    assert "*Who may approve:* <@UDEMOAPPROVER>" in first
     assert "restored byte-for-byte" in text
     # the refused click, the Reject with its reason, the digest: checked again from the store and the files
     from bot.demo.run import DEMO_INTRUDER, REFUSED_ROLE, REJECT_REASON, REJECTED_ROLE

@@ -353,6 +353,15 @@ class Demo:
                                         "blocks": message["blocks"]}, indent=2))
             print_message(self.console, message, f"review: {name} ({p.id})")
             self.say(f"[dim]Block Kit JSON: {path}[/]")
+            first = message["blocks"][1].get("text", {}).get("text", "")
+            check(f"*Who may approve:* <@{self.s.approver}>" in first,
+                  f"{name}'s review message does not name its approvers above the fold")
+            for path_id in [x["id"] for x in (p.checks.get("escalation") or {}).get("open") or []][:1]:
+                check(f"({path_id}" in first, f"{name}'s open escalation path {path_id} is not above the fold")
+        still_open = [x["id"] for x in (self.s.proposals[DEMO_ROLE].checks.get("escalation") or {}).get("open") or []]
+        check(bool(still_open), f"{DEMO_ROLE}'s proposal was expected to keep an escalation path open")
+        self.say(f"{DEMO_ROLE}: the path that stays open ({', '.join(still_open)}) and the approvers are in the "
+                 "message's first section")
 
     def approve(self) -> None:
         from bot.aws.inventory import get_role_snapshot

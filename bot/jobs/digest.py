@@ -16,6 +16,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.jobs.context import JobContext
+from bot.slack import limits
+from bot.slack.blocks import context, header, mrkdwn
 from bot.slack.templating import render
 from bot.store import changes as cs
 from bot.store import proposals as ps
@@ -181,13 +183,12 @@ def render_digest(digest: Digest) -> tuple[str, list[dict[str, Any]]]:
     title = f"Tighten {digest.kind} digest"
     body = render("digest_body.j2", d=digest)
     text = render("digest_text.j2", d=digest, title=title)
-    blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": title}}]
+    blocks: list[dict[str, Any]] = [header(title)]
     for part in body.split("\n\n"):
         if part.strip():
-            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": part.strip()[:3000]}})
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text":
-                   f"{digest.period_start[:16].replace('T', ' ')} – {digest.period_end[:16].replace('T', ' ')} UTC"}]})
-    return text, blocks
+            blocks.append(mrkdwn(part.strip()))
+    blocks.append(context(f"{digest.period_start[:16].replace('T', ' ')} – {digest.period_end[:16].replace('T', ' ')} UTC"))
+    return limits.clip(text, limits.MAX_NOTIFICATION_TEXT), limits.fit_blocks(blocks)
 
 
 def removed_chart_png(digest: Digest) -> bytes:

@@ -18,6 +18,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.config import Approvers, Config
+from bot.slack.escaping import code, neutral
+from bot.slack.templating import group as group_mention
+from bot.slack.templating import who
 from bot.store.proposals import Proposal
 
 log = logging.getLogger(__name__)
@@ -33,6 +36,15 @@ class Decision:
 class Exclusion:
     user: str
     reason: str
+    action: str | None = None  # the allowlist entry they added, when that is the reason
+    resource: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The reason as mrkdwn, outside values quoted."""
+        if self.action is not None:
+            return f"added the allowlist entry {code(self.action)} on {code(self.resource or '*')} that it grants"
+        return neutral(self.reason)
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,7 @@ class ApprovalGate:
 
     approvers: Approvers
     excluded: tuple[Exclusion, ...]
+    self_approval_allowed: bool = False  # approval.allow_self_approval
 
     def exclusion_of(self, user_id: str) -> Exclusion | None:
         return next((e for e in self.excluded if e.user == user_id), None)
@@ -52,16 +65,18 @@ def approval_gate(config: Config, proposal: Proposal) -> ApprovalGate:
     requester."""
     excluded: list[Exclusion] = []
     if not config.allow_self_approval:
-        recorded = [Exclusion(str(e.get("user")), str(e.get("reason") or "")) for e in proposal.excluded_approvers
-                    if isinstance(e, dict) and e.get("user")]
+        recorded = [Exclusion(str(e.get("user")), str(e.get("reason") or ""),
+                              str(e["action"]) if e.get("action") else None,
+                              str(e["resource"]) if e.get("resource") else None)
+                    for e in proposal.excluded_approvers if isinstance(e, dict) and e.get("user")]
         if proposal.requested_by and not any(e.user == proposal.requested_by for e in recorded):
             recorded.insert(0, Exclusion(proposal.requested_by, "requested this scan"))
         seen: set[tuple[str, str]] = set()
         for e in recorded:
-            if (e.user, e.reason) not in seen:
-                seen.add((e.user, e.reason))
+            if (e.user, e.text) not in seen:
+                seen.add((e.user, e.text))
                 excluded.append(e)
-    return ApprovalGate(config.approvers_for(proposal.account), tuple(excluded))
+    return ApprovalGate(config.approvers_for(proposal.account), tuple(excluded), config.allow_self_approval)
 
 
 class GroupMembers:
@@ -98,18 +113,18 @@ class ApprovalPolicy:
     def is_approver(self, client: WebClient, user_id: str, account: str) -> Decision:
         approvers = self.config.approvers_for(account)
         if not approvers:
-            return Decision(False, f"no approvers are configured for account {account}")
+            return Decision(False, f"no approvers are configured for account {code(account)}")
         if user_id in approvers.users:
             return Decision(True)
         unknown = 0
-        for group in approvers.groups:
-            members = self.groups.members(client, group)
+        for group_id in approvers.groups:
+            members = self.groups.members(client, group_id)
             if members is None:
                 unknown += 1
             elif user_id in members:
                 return Decision(True)
-        who = ", ".join([f"<@{u}>" for u in approvers.users] + [f"<!subteam^{g}>" for g in approvers.groups])
-        reason = f"you are not an approver for account {account} (approvers: {who})"
+        names = ", ".join([who(u) for u in approvers.users] + [group_mention(g) for g in approvers.groups])
+        reason = f"you are not an approver for account {code(account)} (approvers: {names})"
         if unknown:
             reason += f"; {unknown} user group(s) could not be checked right now"
         return Decision(False, reason)
@@ -119,7 +134,7 @@ class ApprovalPolicy:
         if not decision.allowed:
             return decision
         gate = approval_gate(self.config, proposal)
-        reasons = [e.reason for e in gate.excluded if e.user == user_id]
+        reasons = [e.text for e in gate.excluded if e.user == user_id]
         if reasons:
             return Decision(False, f"you {' and '.join(reasons)}, so someone else must approve it "
                                    "(two-person rule; approval.allow_self_approval is off)")

@@ -16,8 +16,14 @@ from urllib.error import URLError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 
+from bot.policy.allowlist import exact_resource
 from bot.slack import blocks as b
+from bot.slack.approvals import approval_gate
 from bot.slack.context import AppContext
+from bot.slack.escaping import plain
+from bot.slack.iac_blocks import file_name
+from bot.slack.review import details_text, review_message
+from bot.slack.templating import who
 from bot.store.proposals import Proposal
 
 log = logging.getLogger(__name__)
@@ -52,7 +58,7 @@ class Notifier:
             self.ctx.count("slack.no_channel")
             log.error("no review channel configured for account %s", proposal.account)
             return False
-        message = b.review_message(proposal)
+        message = self.review(proposal)
         try:
             posted = self.client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks,
                                                   unfurl_links=False)
@@ -65,12 +71,18 @@ class Notifier:
         self._upload_details(proposal, channel_id, ts)
         return True
 
+    def review(self, proposal: Proposal) -> b.Message:
+        """The review message, with who may approve it from the config."""
+        return review_message(proposal, approval_gate(self.ctx.config, proposal))
+
     def _upload_details(self, p: Proposal, channel: str, ts: str) -> bool:
-        uploads = [{"filename": f"{p.role_name}-proposed-policy.json", "title": f"Proposed policy for {p.role_name}",
+        name, role = file_name(p.role_name), plain(p.role_name)
+        uploads = [{"filename": f"{name}-proposed-policy.json", "title": f"Proposed policy for {role}",
                     "content": json.dumps(p.documents if len(p.documents) != 1 else p.documents[0], indent=2)}]
-        if p.unified_diff or p.diff_text:
-            uploads.append({"filename": f"{p.role_name}-diff.txt", "title": f"Full diff for {p.role_name}",
-                            "content": "\n\n".join(t for t in (p.diff_text, p.unified_diff) if t)})
+        details = details_text(p)
+        if details:
+            uploads.append({"filename": f"{name}-diff.txt", "title": f"Full diff, notes and escalation paths for {role}",
+                            "content": details})
         try:
             self.client.files_upload_v2(file_uploads=uploads, channel=channel, thread_ts=ts,
                                         initial_comment="Full proposed policy and diff.")
@@ -87,7 +99,7 @@ class Notifier:
         proposal = self.ctx.proposals.get(proposal_id)
         if proposal is None or not proposal.channel or not proposal.message_ts:
             return False
-        message = b.review_message(proposal)
+        message = self.review(proposal)
         try:
             self.client.chat_update(channel=proposal.channel, ts=proposal.message_ts, text=message.text,
                                     blocks=message.blocks)
@@ -122,11 +134,26 @@ class Notifier:
 
     def post_denial_alert(self, proposal_id: str, change_id: str,
                           denials: Sequence[tuple[str, str, str, str]] | Sequence[b.Denial]) -> bool:
-        """Denials after an apply: ``(action, resource, error_code, event_time)`` each; Roll back / Allow."""
+        """Denials after an apply: ``(action, resource, error_code, event_time)`` each; Roll back, and an Allow
+        button per denial whose exact action and resource an allowlist entry can hold. What the button would
+        allow is stored first (:class:`bot.store.allowances.AllowanceStore`); the button carries only its id."""
         proposal = self.ctx.proposals.get(proposal_id)
         if proposal is None:
             return False
-        rows = [d if isinstance(d, b.Denial) else b.Denial(*d) for d in denials]
+        rows: list[b.Denial] = []
+        seen: set[tuple[str, str]] = set()
+        for d in denials:
+            denial = d if isinstance(d, b.Denial) else b.Denial(*d)
+            if (denial.action, denial.resource) in seen:
+                continue
+            seen.add((denial.action, denial.resource))
+            resource = exact_resource(denial.action, denial.resource)
+            offer_id = None
+            if resource is not None:
+                offer_id = self.ctx.allowances.offer(
+                    change_id=change_id, proposal_id=proposal.id, account=proposal.account,
+                    principal_arn=proposal.principal_arn, action=denial.action, resource=resource).id
+            rows.append(b.Denial(denial.action, denial.resource, denial.error_code, denial.event_time, offer_id))
         return self._in_thread(proposal, b.denial_alert_message(proposal, change_id, rows), broadcast=True)
 
     def post_applied_via_code(self, proposal_id: str, *, confirmed: bool) -> bool:
@@ -157,7 +184,7 @@ class Notifier:
         if proposal is None or not proposal.channel or not proposal.message_ts:
             return False
         upload = snippet(proposal, fmt, self.ctx.config.managed_policy_prefix)
-        asked = f", asked for by <@{requested_by}>" if requested_by else ""
+        asked = f", asked for by {who(requested_by)}" if requested_by else ""
         try:
             self.client.files_upload_v2(channel=proposal.channel, thread_ts=proposal.message_ts,
                                         content=upload["content"], filename=upload["filename"],

@@ -99,7 +99,7 @@ def test_scan_approve_apply_keeps_the_deny_and_the_condition(env: Env, harness: 
     assert proposal is not None and proposal.state == ps.PENDING and proposal.message_ts
     assert proposal.checks["containment"]["result"] == "pass"
     review = json.dumps(harness.fake.messages[(CHANNEL, proposal.message_ts)]["blocks"], ensure_ascii=False)
-    assert "Grants nothing new — checked" in review
+    assert "*Containment:* grants nothing new — every proposed statement lies inside a current one" in review
 
     assert harness.click(ActionId.APPROVE, proposal.id, user=APPROVER, ts=proposal.message_ts) == 200
     _wait(lambda: env.ctx.queue.pending("apply"))

@@ -47,7 +47,7 @@ def test_allowlist_author_cannot_approve_what_their_entry_grants(env: Env) -> No
 
     refused = operations.approve(app, None, APPROVER, proposal.id)  # type: ignore[arg-type]
 
-    assert not refused.ok and "allowlist entry iam:PassRole" in refused.message
+    assert not refused.ok and "allowlist entry `iam:PassRole`" in refused.message
     assert env.ctx.proposals.get(proposal.id).state == ps.PENDING  # type: ignore[union-attr]
     gate = approval_gate(app.config, proposal)
     assert [e.user for e in gate.excluded] == [APPROVER] and gate.approvers.users == (APPROVER, CAROL)

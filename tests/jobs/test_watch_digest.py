@@ -25,7 +25,10 @@ def _blocks(params: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _buttons(params: dict[str, Any]) -> list[str]:
-    return [e["text"]["text"] for b in _blocks(params) if b.get("type") == "actions" for e in b["elements"]]
+    """Button labels: Allow buttons sit beside their denial (section accessories), then the actions blocks."""
+    blocks = _blocks(params)
+    beside = [b["accessory"]["text"]["text"] for b in blocks if b.get("accessory", {}).get("type") == "button"]
+    return [e["text"]["text"] for b in blocks if b.get("type") == "actions" for e in b["elements"]] + beside
 
 
 def _applied_change(env: Env, slack: FakeSlackApi) -> tuple[str, str, str]:
@@ -187,7 +190,7 @@ def test_digest_content_from_seeded_store(env: Env, slack: FakeSlackApi) -> None
 
     text, blocks = render_digest(d)
     body = json.dumps(blocks)
-    assert "2 proposal(s) waiting" in text and "150 actions removed" in text
+    assert "2 proposals waiting" in text and "150 actions removed" in text
     for needle in ("old-waiting", "waiting 3 days", "applied-today", "rolled-back", "newbie", "throttled"):
         assert needle in body
     assert removed_chart_png(d).startswith(b"\x89PNG")

@@ -165,7 +165,8 @@ class Harness:
             diff_text="- iam:*\n- s3:*\n+ s3:GetObject\n+ s3:ListBucket", unified_diff="--- current\n+++ proposed",
             risk_score=9.5, risk_reasons=["AdministratorAccess attached", "99% of granted actions unused"],
             warnings=[{"code": "data-events", "message": "S3 data events are not logged by the trail"}],
-            stats={"actions_removed": 11873, "actions_kept": 2}, requested_by=requested_by)
+            stats={"current_actions": 11875, "proposed_actions": 2, "removed": 11873, "kept": 2},
+            requested_by=requested_by)
         fields.update(kw)
         return self.ctx.proposals.create(**fields)
 

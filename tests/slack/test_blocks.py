@@ -8,6 +8,7 @@ import pytest
 
 from bot.slack import blocks as b
 from bot.slack import limits
+from bot.slack.review import review_message
 from bot.store.proposals import APPROVED, PENDING, REJECTED, Proposal
 
 BIG_DOC = {"Version": "2012-10-17", "Statement": [
@@ -33,9 +34,9 @@ def proposal(state: str = PENDING, **kw: object) -> Proposal:
 @pytest.mark.parametrize("state", [PENDING, APPROVED, REJECTED, "applied", "failed", "rolled_back", "stale",
                                    "expired", "superseded"])
 def test_review_message_within_limits_for_huge_proposals(state: str) -> None:
-    msg = b.review_message(proposal(state))
+    msg = review_message(proposal(state))
     assert limits.check_blocks(msg.blocks) == []
-    assert len(msg.text) <= 3000
+    assert limits.units(msg.text) <= limits.MAX_NOTIFICATION_TEXT
     diff = next(x for x in msg.blocks if x.get("text", {}).get("text", "").startswith("```"))
     assert diff["text"]["text"].endswith(limits.TRUNCATED)
     has_buttons = any(x["type"] == "actions" for x in msg.blocks)
@@ -43,14 +44,14 @@ def test_review_message_within_limits_for_huge_proposals(state: str) -> None:
 
 
 def test_review_message_escapes_user_text() -> None:
-    msg = b.review_message(proposal(REJECTED, decision_reason="<!channel> & <@U1>"))
+    msg = review_message(proposal(REJECTED, decision_reason="<!channel> & <@U1>"))
     text = json.dumps(msg.blocks)
-    assert "&lt;!channel&gt; &amp; &lt;@U1&gt;" in text and "<!channel>" not in text
+    assert "`&lt;!channel&gt; &amp; &lt;@U1&gt;" in text and "<!channel>" not in text
 
 
 def test_small_proposal_shows_whole_diff_without_marker() -> None:
-    msg = b.review_message(proposal(diff_text="- iam:*\n+ s3:GetObject", summary="short", risk_reasons=[],
-                                    warnings=[], stats={}))
+    msg = review_message(proposal(diff_text="- iam:*\n+ s3:GetObject", summary="short", risk_reasons=[],
+                                  warnings=[], stats={}))
     assert "```\n- iam:*\n+ s3:GetObject\n```" in json.dumps(msg.blocks).replace("\\n", "\n")
     assert limits.TRUNCATED not in json.dumps(msg.blocks)
 
@@ -64,26 +65,28 @@ def test_policy_modal_and_home_within_view_limits() -> None:
     assert limits.check_blocks(home["blocks"], limits.MAX_VIEW_BLOCKS) == []
 
 
-def test_denial_alert_caps_buttons_and_keeps_values_short() -> None:
-    denials = [b.Denial(f"s3:Action{i}", "arn:aws:s3:::b/" + "k" * 3000, "AccessDenied", "2026-11-23T10:00:00Z")
-               for i in range(60)]
-    msg = b.denial_alert_message(proposal(), "c-1", denials)
+def test_denial_alert_stays_within_limits_and_offers_buttons_only_with_a_stored_offer() -> None:
+    denials = [b.Denial(f"s3:Action{i}", "arn:aws:s3:::b/" + "k" * 3000, "AccessDenied", "2026-11-23T10:00:00Z",
+                        offer_id=f"a-{i:08x}" if i % 2 else None) for i in range(60)]
+    msg = b.denial_alert_message(proposal(), "c-0000abcd", denials)
     assert limits.check_blocks(msg.blocks) == []
-    (actions,) = [x for x in msg.blocks if x["type"] == "actions"]
-    assert len(actions["elements"]) == limits.MAX_ACTIONS_ELEMENTS
-    assert json.loads(actions["elements"][1]["value"])["r"] == "*"  # too long to carry: falls back to "*"
-    assert len({el["action_id"] for el in actions["elements"]}) == len(actions["elements"])
+    offered = [x["accessory"] for x in msg.blocks if "accessory" in x]
+    assert offered and all(el["value"].startswith("a-") for el in offered)
+    assert len({el["action_id"] for el in offered}) == len(offered)
+    assert msg.blocks[-1]["type"] == "actions"  # Roll back is kept whatever the number of denials
+    with pytest.raises(b.ButtonValueError):
+        b.button("Allow", "x", json.dumps({"a": "s3:GetObject", "r": "*"}))
 
 
 def test_clip_helpers() -> None:
     assert limits.clip("abc", 5) == "abc"
-    assert limits.clip("abcdefgh", 5) == "abcd…"
+    assert limits.clip("abcdefgh", 5) == "abc…"  # one unit kept to close a code span the cut may open
     code = limits.clip_code("line\n" * 2000, 300)
     assert len(code) <= 300 and code.endswith(limits.TRUNCATED) and code.count("```") == 2
     assert limits.clip_code("a ``` b") == "```\na ˋˋˋ b\n```"
-    with pytest.raises(limits.BlockLimitError):
+    with pytest.raises(b.ButtonValueError):
         b.button("x", "id", "v" * 2001)
-    many = [b.mrkdwn(str(i)) for i in range(80)] + [{"type": "actions", "elements": [b.button("ok", "a", "1")]}]
+    many = [b.mrkdwn(str(i)) for i in range(80)] + [{"type": "actions", "elements": [b.button("ok", "a", "p-0123abcd")]}]
     fitted = limits.fit_blocks(many)
     assert len(fitted) == 50 and fitted[-1]["type"] == "actions" and "not shown" in json.dumps(fitted[-2])
 
@@ -99,5 +102,6 @@ def test_actors_are_mentioned_only_when_they_are_slack_users() -> None:
     from bot.slack.templating import who
 
     assert who("U0123ABCD") == "<@U0123ABCD>"
-    assert who("scheduler") == "_scheduler_"
-    assert who("<!channel>") == "_&lt;!channel&gt;_"
+    assert who("scheduler") == "the scheduler"
+    assert who("jdoe") == "`jdoe`"
+    assert who("<!channel>") == "`&lt;!channel&gt;`"

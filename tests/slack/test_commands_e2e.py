@@ -58,7 +58,7 @@ def test_bad_input_gets_the_problem_and_usage_and_changes_nothing(harness: Harne
         "scan": "Missing role name or ARN",
         "scan nosuchrole": "Unknown role `nosuchrole`",
         "scan a b": "Too many arguments",
-        "scan legacy": "out of scope (protected)",
+        "scan legacy": "out of scope (`protected`)",
         "allow reporting s3:NoSuchAction": "Unknown IAM action `s3:NoSuchAction`",
         "allow reporting": "Missing action",
         "allow ghost s3:GetObject": "Unknown role `ghost`",
@@ -70,7 +70,7 @@ def test_bad_input_gets_the_problem_and_usage_and_changes_nothing(harness: Harne
     for text, problem in cases.items():
         answer = _text(harness.command(text))
         assert problem in answer, (text, answer)
-    assert "Usage: `/tighten scan <role name or ARN>`" in _text(harness.command("scan"))
+    assert "Usage: `/tighten scan &lt;role name or ARN&gt;`" in _text(harness.command("scan"))
     assert harness.ctx.queue.pending() == []
     assert not Path(harness.ctx.allowlist_path).exists()
     assert harness.ctx.counters["slack.bad_command"] == len(cases) + 1
@@ -78,7 +78,7 @@ def test_bad_input_gets_the_problem_and_usage_and_changes_nothing(harness: Harne
 
 def test_help_status_and_queue(harness: Harness) -> None:
     harness.add_role()
-    assert "/tighten scan <role name or ARN>" in _text(harness.command("help"))
+    assert "/tighten scan &lt;role name or ARN&gt;" in _text(harness.command("help"))
     assert "/tighten rollback" in _text(harness.command(""))
     p = harness.add_proposal()
     overview = _text(harness.command("status"))
@@ -87,7 +87,7 @@ def test_help_status_and_queue(harness: Harness) -> None:
     role_status = _text(harness.command("status reporting"))
     assert f"Latest proposal `{p.id}`: *pending*" in role_status and "queued (position 1)" in role_status
     queue = _text(harness.command("queue"))
-    assert "`scan` arn:aws:iam::111122223333:role/reporting — pending" in queue
+    assert "`scan` `arn:aws:iam::111122223333:role/reporting` — pending" in queue
 
 
 def test_allow_and_allowlist(harness: Harness) -> None:
@@ -99,7 +99,7 @@ def test_allow_and_allowlist(harness: Harness) -> None:
     assert "Allowlisted `s3:GetObject` on `arn:aws:s3:::reports/*`" in ok
     saved = yaml.safe_load(Path(harness.ctx.allowlist_path).read_text())
     assert saved["entries"] == [{"action": "s3:GetObject", "resource": "arn:aws:s3:::reports/*",
-                                 "principal": ROLE_ARN, "reason": f"added by <@{ALICE}> with /tighten allow"}]
+                                 "principal": ROLE_ARN, "reason": f"added by {ALICE} with /tighten allow"}]
     listed = _text(harness.command("allowlist reporting"))
     assert "`s3:GetObject` on `arn:aws:s3:::reports/*`" in listed
     assert "Nothing is allowlisted" in _text(harness.command(f"allowlist {harness.add_role('other').name}"))

@@ -122,7 +122,7 @@ def test_cloudformation_role_message_snippets_refused_approve_and_auto_close(flo
     assert "orders<prod>" not in text
 
     status = h.command("status orders-api")
-    assert "Managed as code: CloudFormation stack orders&lt;prod&gt;" in json.dumps(status)
+    assert "Managed as code: `CloudFormation stack orders&lt;prod&gt;" in json.dumps(status)
 
     # a forged Approve click (the button is not there) is refused: nothing queued
     assert h.click(ActionId.APPROVE, p.id, user=ALICE, ts=p.message_ts) == 200

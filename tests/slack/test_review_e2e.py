@@ -52,10 +52,14 @@ def test_review_message_and_thread_uploads(http_harness: Harness) -> None:
     msg = _message(http_harness, ts)
     assert msg["blocks"][0] == {"type": "header", "text": {"type": "plain_text", "text": "Tighten: reporting",
                                                            "emoji": True}}
-    text = json.dumps(msg["blocks"])
+    text = json.dumps(msg["blocks"], ensure_ascii=False)
     for part in ("removes 11,873 actions", "AdministratorAccess attached", "S3 data events are not logged",
-                 "```\\n- iam:*", "Actions removed"):
+                 "```\\n- iam:*", "*Actions*\\n11,875 \u2192 2"):
         assert part in text
+    # who may approve (config: a user and a user group), and who may not (the requester)
+    first = msg["blocks"][1]["text"]["text"]
+    assert f"*Who may approve:* <@{ALICE}>, <!subteam^S0APPROVE1>" in first
+    assert f"*May not:* <@{MALLORY}> (requested this scan)" in first
     assert _action_ids(msg) == [ActionId.APPROVE, ActionId.REJECT, ActionId.VIEW_POLICY]
     complete = http_harness.fake.calls_to("files.completeUploadExternal")[0].params
     assert complete["thread_ts"] == ts and complete["channel_id"] == CHANNEL
@@ -161,7 +165,7 @@ def test_reject_opens_modal_then_submission_rejects_with_reason(harness: Harness
     _wait(lambda: not _action_ids(_message(harness, ts)))
     p = harness.ctx.proposals.get(pid)
     assert (p.state, p.decided_by, p.decision_reason) == (REJECTED, BOB, "monthly batch <job>")
-    assert "_monthly batch &lt;job&gt;_" in json.dumps(_message(harness, ts)["blocks"])
+    assert ": `monthly batch &lt;job&gt;`" in json.dumps(_message(harness, ts)["blocks"])
     assert harness.ctx.queue.pending() == []
 
 
@@ -221,24 +225,47 @@ def test_apply_result_with_rollback_button(harness: Harness) -> None:
     assert _notifier(harness).post_rollback_result(None, change_id, True, "restored", requested_by=BOB)
 
 
-def test_denial_alert_allow_button_adds_allowlist_entry_and_rescans(harness: Harness) -> None:
+def test_denial_alert_allow_button_allowlists_the_stored_denial_and_asks_for_a_restore(harness: Harness) -> None:
     pid, ts = _posted(harness)
     change_id = _applied_change(harness, pid)
+    long_key = "arn:aws:s3:::reports/" + "\U0001F600" * 256  # a 1,024-byte S3 key of emoji: 512 UTF-16 units
     denials = [("s3:PutObject", "arn:aws:s3:::reports/out.csv", "AccessDenied", "2026-11-23T10:00:00Z"),
-               ("s3:PutObject", "arn:aws:s3:::reports/b.csv", "AccessDenied", "2026-11-23T10:01:00Z"),
+               ("s3:PutObject", long_key, "AccessDenied", "2026-11-23T10:01:00Z"),
+               ("s3:GetObject", "arn:aws:s3:::reports/<!channel>", "AccessDenied", "2026-11-23T10:01:30Z"),
+               ("s3:GetObject", "?", "AccessDenied", "2026-11-23T10:01:40Z"),  # resource not recorded
+               ("s3:GetObject", "arn:aws:s3:::reports/a*b", "AccessDenied", "2026-11-23T10:01:50Z"),  # a wildcard
                ("kms:Decrypt", "arn:aws:kms:us-east-1:111122223333:key/abc", "AccessDenied", "2026-11-23T10:02:00Z")]
     assert _notifier(harness).post_denial_alert(pid, change_id, denials)
     alert = [m for m in harness.fake.posted(CHANNEL) if m.get("thread_ts") == ts][-1]
-    buttons = [el for b in alert["blocks"] if b["type"] == "actions" for el in b["elements"]]
-    assert [b["text"]["text"] for b in buttons] == ["Roll back", "Allow s3:PutObject", "Allow kms:Decrypt"]
-    allow = buttons[1]
-    harness.click(allow["action_id"], allow["value"], user=ALICE, ts=ts)
+    lines = [b for b in alert["blocks"] if b["type"] == "section" and "accessory" in b]
+    buttons = [b["accessory"] for b in lines]
+    # one Allow button per denial an allowlist entry can hold exactly: not for "?" nor for a key holding "*"
+    assert [b["text"]["text"] for b in buttons] == ["Allow s3:PutObject"] * 2 + ["Allow s3:GetObject",
+                                                                             "Allow kms:Decrypt"]
+    # every value is the id of a stored offer, whatever the length of the resource
+    offers = [harness.ctx.allowances.get(b["value"]) for b in buttons]
+    assert all(len(b["value"]) < 20 for b in buttons)
+    assert [o.resource for o in offers] == [denials[0][1], long_key, denials[2][1], denials[5][1]]
+    assert "<!channel>" not in json.dumps(alert)
+    harness.click(buttons[1]["action_id"], buttons[1]["value"], user=MALLORY, ts=ts)  # not an approver
+    harness.fake.wait_for("chat.postEphemeral")
+    assert not Path(harness.ctx.allowlist_path).exists() and not harness.ctx.queue.pending("scan")
+    harness.click(buttons[1]["action_id"], buttons[1]["value"], user=ALICE, ts=ts)
     _wait(lambda: harness.ctx.queue.pending("scan"))
     saved = yaml.safe_load(Path(harness.ctx.allowlist_path).read_text())
-    assert saved["entries"][0]["action"] == "s3:PutObject"
-    assert saved["entries"][0]["resource"] == "arn:aws:s3:::reports/out.csv"
+    assert [(e["action"], e["resource"]) for e in saved["entries"]] == [("s3:PutObject", long_key)]
     (scan,) = harness.ctx.queue.pending("scan")
-    assert scan.payload["principal_arn"] == ROLE_ARN
+    assert scan.payload == {"account": ACCOUNT, "principal_arn": ROLE_ARN, "requested_by": ALICE,
+                            "restore": change_id}
+    assert harness.ctx.allowances.get(buttons[1]["value"]).used_by == ALICE
+    _wait(lambda: [m for m in harness.fake.posted(CHANNEL) if m.get("thread_ts") == ts][-1] is not alert)
+    said = [m for m in harness.fake.posted(CHANNEL) if m.get("thread_ts") == ts][-1]
+    assert "restores it" in said["text"] and change_id in said["text"]
+    # a click whose value refers to no stored offer changes nothing
+    harness.click(buttons[0]["action_id"], "a-00000000", user=ALICE, ts=ts)
+    _wait(lambda: len(harness.fake.calls_to("chat.postEphemeral")) == 2)
+    assert "refers to nothing" in harness.fake.calls_to("chat.postEphemeral")[-1].params["text"]
+    assert len(yaml.safe_load(Path(harness.ctx.allowlist_path).read_text())["entries"]) == 1
 
 
 def test_app_home_lists_pending_changes_and_queue(harness: Harness) -> None:
@@ -251,7 +278,7 @@ def test_app_home_lists_pending_changes_and_queue(harness: Harness) -> None:
     assert published.params["user_id"] == ALICE
     text = json.dumps(published.params["view"])
     assert pid in text and "tighten-reporting" not in text  # policy names are not listed, change ids are
-    assert ActionId.ROLLBACK in text and "`scan` arn:aws:iam::111122223333:role/reporting" in text
+    assert ActionId.ROLLBACK in text and "`scan` `arn:aws:iam::111122223333:role/reporting`" in text
     # a non-approver sees nothing waiting for them
     harness.event({"type": "app_home_opened", "user": MALLORY, "tab": "home", "channel": "D0MAL"})
     published = harness.fake.wait_for("views.publish", 2)[-1]

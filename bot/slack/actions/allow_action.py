@@ -1,8 +1,9 @@
-""""Allow <action>" button on a denial alert: add the denied action to the allowlist and queue a re-scan."""
+""""Allow <action>" button on an access-denied alert: allowlist exactly the stored action and resource the button
+refers to (its value is the id of an offered allowance, never the data), and ask for a proposal that restores it
+(:func:`bot.slack.operations.allow_offered`). The result is posted in the alert's thread."""
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -13,6 +14,7 @@ from bot.slack import operations
 from bot.slack.blocks import info
 from bot.slack.ids import ActionId
 from bot.slack.listeners import action_value, app_context, message_location, tell_user
+from bot.slack.templating import who
 
 ACTION_PATTERN = re.compile(rf"^{re.escape(ActionId.ALLOW_ACTION.value)}(\.\d+)?$")
 
@@ -23,35 +25,15 @@ def register(app: App) -> None:
         ack()
         ctx = app_context(context)
         user = body["user"]["id"]
-        try:
-            value = json.loads(action_value(body))
-            proposal_id, action, resource = str(value["p"]), str(value["a"]), str(value.get("r") or "*")
-        except (ValueError, KeyError, TypeError):
-            ctx.count("slack.bad_input")
-            tell_user(client, body, info("This button carries no valid action; nothing was changed."))
-            return
-        proposal = ctx.proposals.get(proposal_id)
-        if proposal is None:
-            ctx.count("slack.unknown_proposal")
-            tell_user(client, body, info(f"Unknown proposal `{proposal_id}`; nothing was changed."))
-            return
-        reason = f"allowed by <@{user}> after an access denied alert"
-        resource_arg = resource if resource.startswith("arn:") else None
-        outcome = operations.allow_action(ctx, client, user, account=proposal.account,
-                                          principal_arn=proposal.principal_arn, action=action,
-                                          resource=resource_arg, reason=reason, rescan=True)
-        if not outcome.ok and resource_arg and "resource" in outcome.message:
-            # the denied resource does not fit the action's resource types (e.g. a bucket for an object action)
-            outcome = operations.allow_action(ctx, client, user, account=proposal.account,
-                                              principal_arn=proposal.principal_arn, action=action,
-                                              resource=None, reason=reason, rescan=True)
+        outcome = operations.allow_offered(ctx, client, user, action_value(body))
         if not outcome.ok:
             tell_user(client, body, info(outcome.message))
             return
         channel, ts = message_location(body)
         thread = (body.get("message") or {}).get("thread_ts") or ts
         if channel:
-            client.chat_postMessage(channel=channel, thread_ts=thread,
-                                    text=f"<@{user}>: {outcome.message}")
+            message = info(f"{who(user)}: {outcome.message}")
+            client.chat_postMessage(channel=channel, thread_ts=thread, text=message.text, blocks=message.blocks,
+                                    unfurl_links=False)
         else:
             tell_user(client, body, info(outcome.message))

@@ -9,6 +9,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.slack.blocks import info, policy_modal
+from bot.slack.escaping import code
 from bot.slack.ids import ActionId
 from bot.slack.listeners import action_value, app_context, tell_user
 
@@ -21,7 +22,7 @@ def register(app: App) -> None:
         proposal = ctx.proposals.get(action_value(body))
         if proposal is None:
             ctx.count("slack.unknown_proposal")
-            tell_user(client, body, info(f"Unknown proposal `{action_value(body)}`."))
+            tell_user(client, body, info(f"Unknown proposal {code(action_value(body))}."))
             return
         try:
             client.views_open(trigger_id=body.get("trigger_id", ""), view=policy_modal(proposal))

@@ -7,6 +7,7 @@ from pathlib import Path
 from bot.policy.allowlist import AllowlistError
 from bot.slack.blocks import Message, info
 from bot.slack.commands.base import CommandError, CommandRequest, expect_args, resolve_role
+from bot.slack.escaping import code
 from bot.slack.templating import render
 from bot.store.allowlist import load_allowlist
 
@@ -23,7 +24,7 @@ def handle(req: CommandRequest) -> Message:
         allowlist = load_allowlist(path) if Path(path).exists() else load_allowlist(None)
     except AllowlistError as exc:
         req.ctx.count("slack.allowlist_invalid")
-        raise CommandError(f"The allowlist file is invalid: {exc}") from None
+        raise CommandError(f"The allowlist file is invalid: {code(exc)}") from None
     role_name = None
     entries = allowlist.entries
     if args:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from slack_sdk import WebClient
 
 from bot.slack.context import AppContext
+from bot.slack.escaping import code
 from bot.store.roles import KnownRole
 
 
@@ -33,12 +34,12 @@ def resolve_role(req: CommandRequest, name_or_arn: str, usage: str) -> KnownRole
     found = req.ctx.roles.find(name_or_arn)
     if not found:
         raise CommandError(
-            f"Unknown role `{name_or_arn}`: Tighten does not know a role with this "
+            f"Unknown role {code(name_or_arn)}: Tighten does not know a role with this "
             f"{'ARN' if name_or_arn.startswith('arn:') else 'name'} (roles come from the inventory; "
             "check the spelling or use the full ARN).", usage)
     if len(found) > 1:
-        arns = ", ".join(f"`{r.arn}`" for r in found[:5])
-        raise CommandError(f"Role name `{name_or_arn}` exists in {len(found)} accounts; use the ARN: {arns}.", usage)
+        arns = ", ".join(f"{code(r.arn)}" for r in found[:5])
+        raise CommandError(f"Role name {code(name_or_arn)} exists in {len(found)} accounts; use the ARN: {arns}.", usage)
     return found[0]
 
 
@@ -47,5 +48,5 @@ def expect_args(req: CommandRequest, minimum: int, maximum: int, usage: str, wha
         raise CommandError(f"Missing {what}.", usage)
     if len(req.args) > maximum:
         extra = " ".join(req.args[maximum:])
-        raise CommandError(f"Too many arguments: `{extra}` was not expected.", usage)
+        raise CommandError(f"Too many arguments: {code(extra)} was not expected.", usage)
     return req.args

@@ -8,6 +8,7 @@ from __future__ import annotations
 from bot.slack import operations
 from bot.slack.blocks import Message, info
 from bot.slack.commands.base import CommandError, CommandRequest, expect_args
+from bot.slack.escaping import code
 
 USAGE = "/tighten rollback <change id> [force]"
 
@@ -15,7 +16,7 @@ USAGE = "/tighten rollback <change id> [force]"
 def handle(req: CommandRequest) -> Message:
     args = expect_args(req, 1, 2, USAGE, "change id")
     if len(args) == 2 and args[1].lower() not in ("force", "--force"):
-        raise CommandError(f"Unknown option `{args[1]}`: the only option is `force`.", USAGE)
+        raise CommandError(f"Unknown option {code(args[1])}: the only option is `force`.", USAGE)
     outcome = operations.request_rollback(req.ctx, req.client, req.user_id, args[0], force=len(args) == 2)
     if not outcome.ok:
         raise CommandError(outcome.message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.slack.blocks import Message, info
 from bot.slack.commands.base import CommandError, CommandRequest, expect_args, resolve_role
+from bot.slack.escaping import code, neutral
 from bot.slack.listeners import MANUAL_SCAN_PRIORITY, scan_dedupe_key
 
 USAGE = "/tighten scan <role name or ARN>"
@@ -13,7 +14,7 @@ def handle(req: CommandRequest) -> Message:
     (name,) = expect_args(req, 1, 1, USAGE, "role name or ARN")
     role = resolve_role(req, name, USAGE)
     if not role.in_scope:
-        raise CommandError(f"`{role.name}` is out of scope ({role.excluded_reason or 'excluded'}); "
+        raise CommandError(f"{code(role.name)} is out of scope ({code(role.excluded_reason or 'excluded')}); "
                            "Tighten never changes it.")
     ctx = req.ctx
     item, created = ctx.queue.enqueue(
@@ -23,9 +24,9 @@ def handle(req: CommandRequest) -> Message:
     where = "running now" if position == 0 else f"position {position} in the queue"
     if created:
         ctx.audit.record(req.user_id, "scan.request", role.arn, work_item=item.id)
-        text = f":mag: Scan of *{role.name}* queued ({where}). The proposal will be posted for review."
+        text = f":mag: Scan of {code(role.name)} queued ({where}). The proposal will be posted for review."
     else:
-        text = f"A scan of *{role.name}* is already queued ({where}); not queued twice."
+        text = f"A scan of {code(role.name)} is already queued ({where}); not queued twice."
     for warning in role.warnings:
-        text += f"\n:warning: {warning}"
+        text += f"\n:warning: {neutral(warning)}"
     return info(text)

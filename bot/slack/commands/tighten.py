@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 
 from bot.slack.blocks import Message, ephemeral
 from bot.slack.commands import allow, allowlist, base, help, queue, rollback, scan, status
+from bot.slack.escaping import code
 from bot.slack.ids import COMMAND
 from bot.slack.listeners import app_context
 
@@ -36,7 +37,7 @@ def run_command(req_ctx: Any, client: WebClient, user_id: str, channel_id: str |
     name, args = words[0].lower(), words[1:]
     if name not in SUBCOMMANDS:
         req_ctx.count("slack.bad_command")
-        return ephemeral(f"Unknown subcommand `{words[0]}`.", USAGE)
+        return ephemeral(f"Unknown subcommand {code(words[0])}.", USAGE)
     handler, _ = SUBCOMMANDS[name]
     request = base.CommandRequest(ctx=req_ctx, client=client, user_id=user_id, channel_id=channel_id, args=args)
     try:
