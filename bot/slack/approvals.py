@@ -19,8 +19,8 @@ from slack_sdk.errors import SlackApiError
 
 from bot.config import Approvers, Config
 from bot.slack.escaping import code, neutral
+from bot.slack.templating import count, who
 from bot.slack.templating import group as group_mention
-from bot.slack.templating import who
 from bot.store.proposals import Proposal
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ class ApprovalPolicy:
         names = ", ".join([who(u) for u in approvers.users] + [group_mention(g) for g in approvers.groups])
         reason = f"you are not an approver for account {code(account)} (approvers: {names})"
         if unknown:
-            reason += f"; {unknown} user group(s) could not be checked right now"
+            reason += f"; {count(unknown, 'user group')} could not be checked right now"
         return Decision(False, reason)
 
     def can_approve(self, client: WebClient, user_id: str, proposal: Proposal) -> Decision:

@@ -17,7 +17,7 @@ from typing import Any
 from bot.slack import limits
 from bot.slack.escaping import code, code_block, neutral, plain
 from bot.slack.ids import REASON_INPUT, ActionId, BlockId, CallbackId
-from bot.slack.templating import render
+from bot.slack.templating import count, render
 from bot.store.proposals import Proposal
 from bot.util.clock import parse_iso
 
@@ -174,7 +174,7 @@ def denial_alert_message(p: Proposal, change_id: str, denials: Sequence[Denial])
                                        d.offer_id)
         blocks.append(line)
     if len(denials) > DENIAL_LINES:
-        blocks.append(context(f"… and {len(denials) - DENIAL_LINES} more denied call(s) in the next alert."))
+        blocks.append(context(f"… and {count(len(denials) - DENIAL_LINES, 'more denied call')} in the next alert."))
     blocks.append({"type": "actions", "block_id": BlockId.DENIAL_ACTIONS, "elements": [
         button("Roll back", ActionId.ROLLBACK, change_id, "danger", confirm_dialog(
             "Roll back this change?", f"Restore the previous policies of {code(p.role_name)}.", "Roll back",
@@ -208,7 +208,7 @@ def chunk_lines(text: str, size: int) -> list[str]:
 
 def policy_modal(p: Proposal) -> dict[str, Any]:
     blocks: list[Block] = [mrkdwn(f"Proposed policy for {code(p.role_name)} (`{neutral(p.id)}`, {p.state}). "
-                                  f"{len(p.documents)} document(s).")]
+                                  f"{count(len(p.documents), 'document')}.")]
     room = limits.MAX_VIEW_BLOCKS - 2
     for i, doc in enumerate(p.documents, 1):
         text = code_block(json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False)).replace("`", "ˋ")

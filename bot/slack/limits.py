@@ -150,7 +150,7 @@ def fit_blocks(blocks: list[dict[str, Any]], max_blocks: int = MAX_MESSAGE_BLOCK
     content = [b for b in blocks if b.get("type") != "actions"]
     room = max_blocks - len(actions) - 1
     kept = content[:room] + [{"type": "context", "elements": [
-        {"type": "mrkdwn", "text": f"{len(content) - room} more item(s) not shown {marker}"}]}]
+        {"type": "mrkdwn", "text": f"{len(content) - room} more {'item' if len(content) - room == 1 else 'items'} not shown {marker}"}]}]
     # keep the buttons where they were relative to the kept content: at the end
     return kept + actions[: max_blocks - len(kept)]
 

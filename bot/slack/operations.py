@@ -138,7 +138,8 @@ def request_rollback(ctx: AppContext, client: WebClient, user_id: str, change_id
         newer = ctx.changes.newer_applied(current)
         if newer:
             return _refuse(ctx, "slack.not_rollbackable",
-                           f"Change {code(change_id)} cannot be rolled back yet: newer change(s) "
+                           f"Change {code(change_id)} cannot be rolled back yet: newer "
+                           f"{'change' if len(newer) == 1 else 'changes'} "
                            f"{', '.join(f'{code(c.id)}' for c in newer)} on {code(change.role_name)} must be rolled back "
                            "first.")
         payload: dict[str, object] = {"change_id": change_id, "requested_by": user_id}

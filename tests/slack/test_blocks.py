@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -105,3 +106,26 @@ def test_actors_are_mentioned_only_when_they_are_slack_users() -> None:
     assert who("scheduler") == "the scheduler"
     assert who("jdoe") == "`jdoe`"
     assert who("<!channel>") == "`&lt;!channel&gt;`"
+
+
+def test_lengths_are_utf16_units_and_cuts_never_split_an_entity_a_pair_or_a_span() -> None:
+    # an emoji outside the Basic Multilingual Plane is a surrogate pair in UTF-16: two units (how Slack counts)
+    emoji = "\U0001F600"
+    assert limits.units(emoji * 3000) == len((emoji * 3000).encode("utf-16-le")) // 2 == 6000
+    assert limits.units("é" * 10) == 10
+    clipped = limits.clip(emoji * 3000, limits.MAX_SECTION_TEXT)
+    assert len(clipped.encode("utf-16-le")) // 2 <= limits.MAX_SECTION_TEXT
+    clipped.encode("utf-8")  # no lone surrogate
+    # every cut point across an escaped text: no partial entity is ever left
+    text = "a &amp; b &lt;!channel&gt; " * 20
+    for limit in range(1, len(text)):
+        cut = limits.clip(text, limit)
+        assert limits.units(cut) <= limit
+        assert not re.search(r"&(?!amp;|lt;|gt;)", cut), (limit, cut)
+    # a cut inside a code span closes it; inside a Slack control sequence drops it whole
+    spans = limits.clip("`" + "x" * 50 + "` tail", 20)
+    assert spans.count("`") % 2 == 0
+    assert "<@U0" not in limits.clip("hello <@U0ALICE001> there", 12)
+    # a family emoji (joined by zero-width joiners) is never cut in the middle of its sequence
+    family = "\U0001F468\u200d\U0001F469\u200d\U0001F467"
+    assert not limits.clip("x" + family * 5, 9).rstrip(limits.CUT).endswith("\u200d")
