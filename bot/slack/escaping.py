@@ -28,6 +28,7 @@ For ``plain_text`` objects (headers, button labels, modal titles) and file title
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Any
 
@@ -53,24 +54,40 @@ def _hidden(ch: str, previous: str) -> bool:
     return category in ("Cc", "Cs")
 
 
+#: Characters that need a look: all but printable ASCII (with entities: and ``&``, ``<``, ``>``, backtick too).
+_SPECIAL = re.compile(r"[^\x20-\x25\x27-\x3b\x3d\x3f-\x5f\x61-\x7e]")
+_SPECIAL_PLAIN = re.compile(r"[^\x20-\x7e]")
+
+
+def _one(ch: str, previous: str, *, multiline: bool, entities: bool) -> str:
+    if ch in _LINE_BREAKS:
+        return "\n" if multiline else f" {NEWLINE_MARK} "
+    if ch == "\t":
+        return "\t" if multiline else " "
+    if entities and ch in _ENTITIES:
+        return _ENTITIES[ch]
+    if entities and ch == "`":
+        return BACKTICK
+    return _visible(ch) if _hidden(ch, previous) else ch
+
+
 def _characters(text: str, *, multiline: bool, entities: bool) -> str:
-    if text.isascii() and text.isprintable() and not (entities and any(c in text for c in "&<>`")):
-        return text  # the common case: nothing to do
+    if "\r\n" in text:
+        text = text.replace("\r\n", "\n")
+    pattern = _SPECIAL if entities else _SPECIAL_PLAIN
+    if text.isascii():  # the common case: look only at the few characters that need it
+        if not pattern.search(text):
+            return text
+
+        def replace(match: re.Match[str]) -> str:
+            return _one(match.group(), "", multiline=multiline, entities=entities)
+
+        return pattern.sub(replace, text)
     out: list[str] = []
     previous = ""
-    for ch in text.replace("\r\n", "\n"):
-        if ch in _LINE_BREAKS:
-            out.append("\n" if multiline else f" {NEWLINE_MARK} ")
-        elif ch == "\t":
-            out.append(" " if not multiline else "\t")
-        elif entities and ch in _ENTITIES:
-            out.append(_ENTITIES[ch])
-        elif entities and ch == "`":
-            out.append(BACKTICK)
-        elif _hidden(ch, previous):
-            out.append(_visible(ch))
-        else:
-            out.append(ch)
+    for ch in text:
+        out.append(ch if " " <= ch <= "~" and ch not in "&<>`" else
+                   _one(ch, previous, multiline=multiline, entities=entities))
         previous = ch
     return "".join(out)
 
