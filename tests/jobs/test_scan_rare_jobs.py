@@ -12,7 +12,7 @@ import boto3
 from botocore.stub import Stubber
 
 from bot.jobs.scan import run_scan
-from bot.slack.blocks import review_message
+from bot.slack.review import review_message
 from bot.store import scans as sc
 from tests.jobs.conftest import ACCOUNT, Env, policy
 

@@ -11,7 +11,7 @@ import pytest
 from bot.jobs import scan as scan_module
 from bot.jobs.scan import run_scan
 from bot.policy.generate import generate_policy
-from bot.slack.blocks import review_message
+from bot.slack.review import review_message
 from bot.store import scans as sc
 from tests.jobs.conftest import ACCOUNT, Env, policy
 
