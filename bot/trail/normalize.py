@@ -774,12 +774,42 @@ def _truthy_guard(template: str) -> tuple[str, str] | None:
     return (top[:1].lower() + top[1:], top)
 
 
+def _guarded_runs(guard: tuple[str, str], plans: list[_ActionPlan]) -> Callable[[Any, Ctx, Any, list[ActionUse]], None]:
+    """Run several consecutive action plans that share one top-level guard (RunInstances has a dozen
+    ``%%iftruthy%${LaunchTemplate...}`` variants): one check of the guard instead of one per plan."""
+    camel, pascal = guard
+    runs = tuple(ap.run for ap in plans)
+
+    def run_group(params: Any, ctx: Ctx, resources: Any, out: list[ActionUse]) -> None:
+        if params.__class__ is not dict or (params.get(camel) is None and params.get(pascal) is None):
+            return
+        for run in runs:
+            run(params, ctx, resources, out)
+
+    return run_group
+
+
+def _runs(actions: list[_ActionPlan]) -> tuple[Callable[[Any, Ctx, Any, list[ActionUse]], None], ...]:
+    """The action plans' runners in order, consecutive plans with the same guard run as one group."""
+    out: list[Callable[[Any, Ctx, Any, list[ActionUse]], None]] = []
+    i = 0
+    while i < len(actions):
+        guard = actions[i].guard
+        j = i + 1
+        while guard is not None and j < len(actions) and actions[j].guard == guard:
+            j += 1
+        out.append(_guarded_runs(guard, actions[i:j]) if j - i > 1 and guard is not None else actions[i].run)
+        i = j
+    return tuple(out)
+
+
 class _EventPlan:
-    __slots__ = ("actions", "static", "dedupe", "prepare", "quirk", "by_action")
+    __slots__ = ("actions", "runs", "static", "dedupe", "prepare", "quirk", "by_action")
 
     def __init__(self, actions: list[_ActionPlan], prepare: Callable[[dict], dict] | None = None,
                  quirk: Quirk | None = None) -> None:
         self.actions = actions
+        self.runs = _runs(actions)
         self.prepare = prepare
         self.quirk = quirk
         self.by_action = {a.action: a for a in actions}
@@ -883,8 +913,8 @@ class Normalizer:
                 ctx = self._contexts[(region, account)] = (partition_of(region), region, account)
             uses = []
             resources = raw.get("resources")
-            for ap in plan.actions:  # type: ignore[union-attr]
-                ap.run(params, ctx, resources, uses)
+            for run in plan.runs:  # type: ignore[union-attr]
+                run(params, ctx, resources, uses)
             if plan.quirk is not None:  # type: ignore[union-attr]
                 uses = plan.quirk(uses, params, raw, plan)  # type: ignore[union-attr,arg-type]
             if plan.dedupe and len(uses) > 1:  # type: ignore[union-attr]

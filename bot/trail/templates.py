@@ -454,6 +454,11 @@ def compile_arn(arn_format: str, variables: dict[str, str]) -> tuple[Evaluator, 
         read = [n for n in _VAR.findall(template) if n.lower() not in _CONTEXT]
         if len(read) == 1 and "." not in read[0] and "[]" not in read[0]:
             guards.append(spellings(read[0]))  # the variable is empty unless this parameter is present
+        elif read and len(read) == len(_VAR.findall(template)) and not parts[-1]({}, _PROBE_CTX):  # type: ignore[operator]
+            # a template that reads only request parameters and is empty without them (nested paths, lists,
+            # %%iftruthy%..%% without an else): empty unless one of the top-level keys it reads is present;
+            # checking those keys first spares the evaluation for the many optional resource types
+            guards.append(top_level_keys(template))
     if pos < len(arn_format):
         parts.append(arn_format[pos:])
     built = _concat(parts, "whole" if len(resource_vars) == 1 else "reject")
@@ -502,6 +507,26 @@ def format_variables(arn_format: str) -> list[str]:
     return _VAR.findall(arn_format)
 
 
+#: Context used only to probe at compile time what a template yields without any request parameter.
+_PROBE_CTX: Ctx = ("aws", "us-east-1", "123456789012")
+
+
+def top_level_keys(template: str) -> tuple[str, ...]:
+    """Every top-level request-parameter key, as spelled, that evaluating ``template`` may read: each
+    variable's first path segment in all of its :func:`spellings`, plus every EC2 query-API member a list
+    segment ``Xs[]`` falls back to (:func:`_ec2_list_keys`: ``instancesSet``, ``groupSet``...)."""
+    keys: dict[str, None] = {}
+    for var in _VAR.findall(template):
+        if var.lower() in _CONTEXT:
+            continue
+        first = var.split(".", 1)[0]
+        name = first.removesuffix("[]")
+        keys.update(dict.fromkeys(spellings(name)))
+        if first.endswith("[]"):
+            keys.update(dict.fromkeys(_ec2_list_keys(name)))
+    return tuple(keys)
+
+
 def parameter_keys(template: str) -> set[str]:
     """Every top-level request-parameter key, lower-cased, that evaluating ``template`` may read.
 
@@ -510,13 +535,4 @@ def parameter_keys(template: str) -> set[str]:
     ``blockDeviceMapping``...). SQL sources group calls by
     these keys only (see ``bot/trail/sql``), so whatever an evaluator reads must be listed here.
     """
-    keys: set[str] = set()
-    for var in _VAR.findall(template):
-        if var.lower() in _CONTEXT:
-            continue
-        first = var.split(".", 1)[0]
-        name = first.removesuffix("[]")
-        keys.update(s.lower() for s in spellings(name))
-        if first.endswith("[]"):
-            keys.update(key.lower() for key in _ec2_list_keys(name))
-    return keys
+    return {key.lower() for key in top_level_keys(template)}
