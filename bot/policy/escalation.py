@@ -62,8 +62,21 @@ __all__ = [
     "unknown_path_actions",
 ]
 
-ESCALATION_PATHS: tuple[EscalationPath, ...] = escalation_catalogue().paths
-LEFT_OUT: tuple[LeftOut, ...] = escalation_catalogue().left_out
+
+# declared for readers and type checkers; the values come from the module __getattr__ below
+ESCALATION_PATHS: tuple[EscalationPath, ...]
+LEFT_OUT: tuple[LeftOut, ...]
+
+
+def __getattr__(name: str) -> tuple[EscalationPath, ...] | tuple[LeftOut, ...]:
+    """``ESCALATION_PATHS`` and ``LEFT_OUT``: the data is read on first use, not at import (every command
+    imports this module through the diff, and most of them, ingest first, never judge escalation)."""
+    if name == "ESCALATION_PATHS":
+        return escalation_catalogue().paths
+    if name == "LEFT_OUT":
+        return escalation_catalogue().left_out
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 PASS_ROLE = "iam:PassRole"
 ASSUME_ROLE = "sts:AssumeRole"
@@ -309,7 +322,7 @@ def escalation_findings(perms: EffectivePermissions, context: EscalationContext 
     that open it."""
     ctx = context or EscalationContext()
     out = []
-    for path in ESCALATION_PATHS if paths is None else paths:
+    for path in escalation_catalogue().paths if paths is None else paths:
         found = _finding(perms, path, ctx)
         if found is not None:
             out.append(found)
@@ -448,4 +461,4 @@ def escalation_check(current: EffectivePermissions, proposed: EffectivePermissio
 def unknown_path_actions() -> list[str]:
     """Actions named by :data:`ESCALATION_PATHS` that the catalog does not know (should be empty)."""
     cat = catalog()
-    return sorted({a for p in ESCALATION_PATHS for a in p.actions if cat.canonical(a) != a})
+    return sorted({a for p in escalation_catalogue().paths for a in p.actions if cat.canonical(a) != a})
