@@ -465,14 +465,16 @@ def compile_arn(arn_format: str, variables: dict[str, str]) -> tuple[Evaluator, 
     if not guards:
         return built, needs_match
 
+    # each guard is a set of keys one of which must be in the request (a key present with a null value
+    # passes the guard; the evaluation then yields nothing, as it would without the guard)
+    guard_sets = tuple(frozenset(names) for names in guards)
+
     def guarded(params: Any, ctx: Ctx) -> list[str]:
         if params.__class__ is not dict:
             return []
-        for names in guards:
-            for n in names:
-                if params.get(n) is not None:
-                    break
-            else:
+        keys = params.keys()
+        for names in guard_sets:
+            if keys.isdisjoint(names):
                 return []
         return built(params, ctx)
 
