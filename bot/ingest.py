@@ -168,19 +168,19 @@ def _parse_object(key: str, size: int, etag: str, data: bytes | Readable, limits
     add, skip = out.add, out.skip
     raw_events = 0
     for item in iter_raw_records(data, key, limits):
-        if isinstance(item, Skip):
-            skip(item.reason)
+        if item.__class__ is Skip:
+            skip(item.reason)  # type: ignore[union-attr]
             continue
         raw_events += 1
         try:
-            rec = normalize(item)
+            rec = normalize(item)  # type: ignore[arg-type]
         except Exception:  # a normalizer bug must not stop the run: counted, never silent
             skip("normalize_error")
             continue
-        if isinstance(rec, CallRecord):
-            add(rec)
+        if rec.__class__ is CallRecord:
+            add(rec)  # type: ignore[arg-type]
         else:
-            skip(rec.reason)
+            skip(rec.reason)  # type: ignore[union-attr]
     return _Parsed(out, raw_events)
 
 
@@ -392,7 +392,10 @@ def _ingest(spec: str, index: UsageIndex, *, since: date | str | None, until: da
 
         try:
             remote = not all(_is_local(o) for o in todo)
-            with ProcessPoolExecutor(max_workers=n_workers, mp_context=_pool_context(remote)) as pool:
+            context = _pool_context(remote)
+            if context.get_start_method() == "fork":
+                _get_normalizer()  # built once here (event map, catalog index) and inherited by every worker
+            with ProcessPoolExecutor(max_workers=n_workers, mp_context=context) as pool:
                 # a bounded window of submitted objects keeps memory flat (S3 bytes are held until parsed)
                 for task in tasks:
                     if isinstance(task[3], LogObject):  # a large remote object: streamed here

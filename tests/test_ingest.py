@@ -283,3 +283,40 @@ def test_s3_objects_too_large_or_hostile_are_errors_and_large_ones_streamed(moto
         "cut.json.gz": "truncated_gzip", "big.json": "too_large"}
     assert (report.files_read, report.usage_events) == (2, 5)
     assert [e[0].rsplit("/", 1)[1] for e in index.ingest_errors()] == ["big.json", "cut.json.gz"]
+
+
+def _index_rows(index: UsageIndex) -> dict[str, list[tuple]]:
+    """Every stored row, object ids replaced by object keys (ids follow the order results were collected)
+    and the ingest time left out; rows of one object keep their insertion order."""
+    conn = index.db.conn
+    keys = dict(conn.execute("SELECT id, key FROM ingested_objects"))
+    out: dict[str, list[tuple]] = {
+        "ingested_objects": sorted(conn.execute(
+            "SELECT key, size, etag, events, usage_events, denied, skipped FROM ingested_objects")),
+        "ingest_errors": sorted(conn.execute("SELECT key, error, kind FROM ingest_errors")),
+    }
+    for table in ("usage_days", "object_principals", "denials"):
+        rows = [(keys[r[0]], *r[1:]) for r in conn.execute(f"SELECT * FROM {table} ORDER BY rowid")]
+        out[table] = sorted(rows, key=lambda r: r[0])  # stable: per object, insertion order
+    return out
+
+
+def test_one_process_and_a_pool_build_the_same_index(samples_dir: Path, tmp_path: Path) -> None:
+    """The pool only moves work between processes: every bundled sample dataset, plus a tree with unusable
+    objects, gives the same rows, row for row, and the same report with one process and with three."""
+    make_tree(tmp_path / "tree")
+    results = []
+    for workers in (1, 3):
+        index = UsageIndex(open_db(tmp_path / f"w{workers}.db"))
+        reports = [ingest(str(samples_dir), index, workers=workers),
+                   ingest(str(tmp_path / "tree"), index, workers=workers)]
+        assert [r.workers for r in reports] == [workers, 1 if workers == 1 else workers]
+        summary = [(r.files_read, r.events, r.records, r.usage_events, r.denied, r.principals, dict(r.skipped),
+                    dict(r.unknown_resources), sorted(r.errors.items())) for r in reports]
+        results.append((summary, _index_rows(index)))
+    (summary1, rows1), (summary3, rows3) = results
+    assert summary1 == summary3
+    assert rows1.keys() == rows3.keys()
+    for table in rows1:
+        assert rows1[table] == rows3[table], table
+    assert len(rows1["usage_days"]) > 500 and rows1["denials"] and rows1["ingest_errors"]
