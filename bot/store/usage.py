@@ -200,19 +200,22 @@ class ObjectUsage:
         self.events += 1
         pr = rec.principal
         t = rec.event_time
-        p = self.principals.get(pr.arn)
+        denied = rec.denied
+        arn = pr.arn
+        p = self.principals.get(arn)
         if p is None:
-            self.principals[pr.arn] = [pr.kind, pr.account, pr.service_linked, 1, int(rec.denied), t, t]
+            self.principals[arn] = [pr.kind, pr.account, pr.service_linked, 1, 1 if denied else 0, t, t]
         else:
             p[3] += 1
-            p[4] += int(rec.denied)
-            if t < p[5]:
-                p[5] = t
-            if t > p[6]:
+            if denied:
+                p[4] += 1
+            if t > p[6]:  # events come mostly in time order
                 p[6] = t
+            elif t < p[5]:
+                p[5] = t
             if pr.kind != p[0] or pr.account != p[1] or pr.service_linked != p[2]:
                 _widen(p, pr)
-        if rec.denied:
+        if denied:
             self.denied += 1
             code = rec.error_code or "AccessDenied"
             for use in rec.actions:
@@ -225,20 +228,21 @@ class ObjectUsage:
         self.usage_events += 1
         day = t[:10]
         inv = rec.invoked_by or ""
+        account = rec.account
         usage = self.usage
         for use in rec.actions:
             if use.rejected:
                 self.unknown_resources[use.rejected] += 1
-            k = (rec.account, pr.arn, use.action, use.resource, inv, day)
+            k = (account, arn, use.action, use.resource, inv, day)
             u = usage.get(k)
             if u is None:
                 usage[k] = [1, t, t]
             else:
                 u[0] += 1
-                if t < u[1]:
-                    u[1] = t
                 if t > u[2]:
                     u[2] = t
+                elif t < u[1]:
+                    u[1] = t
 
     def add_calls(self, rec: CallRecord, count: int, last: str) -> None:
         """``count`` calls identical to ``rec``, the first at ``rec.event_time`` and the last at ``last``, all

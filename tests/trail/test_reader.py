@@ -174,6 +174,16 @@ def test_one_endless_record_is_refused_while_streaming() -> None:
     assert _reason(b"[" + b" " * 300_000 + b"]", limits) == "record_too_large"  # whitespace is no record
 
 
+def test_the_memory_estimate_is_exact_at_its_bound() -> None:
+    """The estimate (4 bytes per byte, 72 per container, 29 per quote) decides at exactly its value, counted
+    here with bytes.count."""
+    doc = orjson.dumps({"Records": _events(20_000) + [{}, [], {"k": [{}, {"a": ""}]}] * 50_000})
+    assert len(doc) > 4 << 20
+    estimate = 4 * len(doc) + 72 * (doc.count(b"{") + doc.count(b"[")) + 29 * doc.count(b'"')
+    assert _fits_in_memory(doc, Limits(whole_document_memory=estimate))
+    assert not _fits_in_memory(doc, Limits(whole_document_memory=estimate - 1))
+
+
 def test_a_document_whose_objects_would_not_fit_is_streamed() -> None:
     empties = b"[" + b"{}," * 1_500_000 + b"{}]"  # 4.5 MB of JSON, ~108 MB as Python dicts
     assert not _fits_in_memory(empties, Limits(whole_document_memory=64 << 20))
