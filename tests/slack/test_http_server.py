@@ -186,7 +186,8 @@ def test_oversized_body_is_refused_before_it_is_read(http_harness: Harness, capl
 
 def test_protocol_errors(http_harness: Harness) -> None:
     url = http_harness.server.url
-    body = _command("help", http_harness.fake.response_url())
+    reply = http_harness.fake.response_url("continue")
+    body = _command("help", reply)
     cases = {
         b"GET /slack/events HTTP/1.1\r\nHost: x\r\n\r\n": 405,
         b"POST /elsewhere HTTP/1.1\r\nContent-Length: 0\r\n\r\n": 404,
@@ -211,6 +212,8 @@ def test_protocol_errors(http_harness: Harness) -> None:
         assert sock.recv(65536).startswith(b"HTTP/1.1 100 Continue")
         sock.sendall(body)
         assert status(sock.recv(65536)) == 200
+    # the command's reply arrives before the test ends (not later, into the next test's log)
+    assert "/tighten help" in http_harness.wait_response(reply)["text"]
 
 
 def test_slow_and_idle_connections_time_out(quick: BoltHttpServer, caplog: pytest.LogCaptureFixture) -> None:
