@@ -93,26 +93,23 @@ class AthenaEngine:
 
     def _wait(self, qid: str) -> dict[str, Any]:
         s = self.settings
-        deadline = self._clock() + s.timeout_seconds
-        delay = s.poll_initial_seconds
-        while True:
-            try:
-                execution = self.client.get_query_execution(QueryExecutionId=qid)["QueryExecution"]
-            except (ClientError, BotoCoreError) as exc:
-                raise QueryFailed(f"athena: query {qid}: {error_reason(exc)}") from exc
-            status = execution.get("Status") or {}
-            state = status.get("State", "")
-            if state == "SUCCEEDED":
-                return execution
-            if state in FINAL_STATES:
-                reason = status.get("StateChangeReason") or (status.get("AthenaError") or {}).get("ErrorMessage")
-                raise QueryFailed(f"athena: query {qid} {state}" + (f": {reason}" if reason else ""))
-            if self._clock() + delay > deadline:
-                self._stop(qid)
-                raise QueryFailed(f"athena: query {qid} still {state or 'unknown'} after "
-                                  f"{s.timeout_seconds:.0f} s: stopped")
-            self._sleep(delay)
-            delay = min(delay * 2, s.poll_max_seconds)
+        return wait_for_query(lambda: self._poll(qid), lambda: self._stop(qid), label=f"athena: query {qid}",
+                              timeout=s.timeout_seconds, initial=s.poll_initial_seconds, maximum=s.poll_max_seconds,
+                              stopped="stopped", sleep=self._sleep, clock=self._clock)
+
+    def _poll(self, qid: str) -> tuple[str, dict[str, Any] | None]:
+        try:
+            execution = self.client.get_query_execution(QueryExecutionId=qid)["QueryExecution"]
+        except (ClientError, BotoCoreError) as exc:
+            raise QueryFailed(f"athena: query {qid}: {error_reason(exc)}") from exc
+        status = execution.get("Status") or {}
+        state = status.get("State", "")
+        if state == "SUCCEEDED":
+            return state, execution
+        if state in FINAL_STATES:
+            reason = status.get("StateChangeReason") or (status.get("AthenaError") or {}).get("ErrorMessage")
+            raise QueryFailed(f"athena: query {qid} {state}" + (f": {reason}" if reason else ""))
+        return state, None
 
     def _stop(self, qid: str) -> None:
         # the query is given up either way (Athena's own timeout would end it)
@@ -151,6 +148,26 @@ class AthenaEngine:
             token = page.get("NextToken")
             if not token:
                 return
+
+
+def wait_for_query(poll: Callable[[], tuple[str, dict[str, Any] | None]], stop: Callable[[], None], *, label: str,
+                   timeout: float, initial: float, maximum: float, stopped: str,
+                   sleep: Callable[[float], None], clock: Callable[[], float]) -> dict[str, Any]:
+    """Poll a query engine with exponential backoff (``initial`` seconds, doubling up to ``maximum``) until
+    ``poll`` returns ``(state, description)`` with a description (``poll`` raises :class:`QueryFailed` for a
+    failed query). Past ``timeout`` seconds the query is given up: ``stop()``, then :class:`QueryFailed`
+    ("<label> still <state> after N s: <stopped>")."""
+    deadline = clock() + timeout
+    delay = initial
+    while True:
+        state, done = poll()
+        if done is not None:
+            return done
+        if clock() + delay > deadline:
+            stop()
+            raise QueryFailed(f"{label} still {state or 'unknown'} after {timeout:.0f} s: {stopped}")
+        sleep(delay)
+        delay = min(delay * 2, maximum)
 
 
 def error_reason(exc: Exception) -> str:

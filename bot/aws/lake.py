@@ -21,7 +21,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bot.aws.athena import error_reason
+from bot.aws.athena import error_reason, wait_for_query
 from bot.trail.sql.rows import QueryFailed, QueryResult, QueryStats, Row, unflatten_maps
 
 FAILED_STATES = ("FAILED", "CANCELLED", "TIMED_OUT")
@@ -65,26 +65,26 @@ class LakeEngine:
 
     def _wait(self, qid: str) -> dict[str, Any]:
         s = self.settings
-        deadline = self._clock() + s.timeout_seconds
-        delay = s.poll_initial_seconds
-        while True:
-            try:
-                described = self.client.describe_query(QueryId=qid)
-            except (ClientError, BotoCoreError) as exc:
-                raise QueryFailed(f"lake: query {qid}: {error_reason(exc)}") from exc
-            state = described.get("QueryStatus", "")
-            if state == "FINISHED":
-                return dict(described)
-            if state in FAILED_STATES:
-                reason = described.get("ErrorMessage")
-                raise QueryFailed(f"lake: query {qid} {state}" + (f": {reason}" if reason else ""))
-            if self._clock() + delay > deadline:
-                with contextlib.suppress(ClientError, BotoCoreError):
-                    self.client.cancel_query(QueryId=qid)
-                raise QueryFailed(f"lake: query {qid} still {state or 'unknown'} after "
-                                  f"{s.timeout_seconds:.0f} s: cancelled")
-            self._sleep(delay)
-            delay = min(delay * 2, s.poll_max_seconds)
+        return wait_for_query(lambda: self._poll(qid), lambda: self._cancel(qid), label=f"lake: query {qid}",
+                              timeout=s.timeout_seconds, initial=s.poll_initial_seconds, maximum=s.poll_max_seconds,
+                              stopped="cancelled", sleep=self._sleep, clock=self._clock)
+
+    def _poll(self, qid: str) -> tuple[str, dict[str, Any] | None]:
+        try:
+            described = self.client.describe_query(QueryId=qid)
+        except (ClientError, BotoCoreError) as exc:
+            raise QueryFailed(f"lake: query {qid}: {error_reason(exc)}") from exc
+        state = described.get("QueryStatus", "")
+        if state == "FINISHED":
+            return state, dict(described)
+        if state in FAILED_STATES:
+            reason = described.get("ErrorMessage")
+            raise QueryFailed(f"lake: query {qid} {state}" + (f": {reason}" if reason else ""))
+        return state, None
+
+    def _cancel(self, qid: str) -> None:
+        with contextlib.suppress(ClientError, BotoCoreError):
+            self.client.cancel_query(QueryId=qid)
 
     def _rows(self, qid: str) -> Iterator[Row]:
         token: str | None = None
