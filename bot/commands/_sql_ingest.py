@@ -125,39 +125,53 @@ def _progress(console: Console) -> Progress:
                     transient=True)
 
 
+def _aws_client(service: str, region: str | None, endpoint_url: str | None, *, label: str | None = None) -> Any:
+    import boto3
+    from botocore.exceptions import BotoCoreError
+
+    kwargs: dict[str, Any] = {}
+    if region:
+        kwargs["region_name"] = region
+    if endpoint_url:
+        kwargs["endpoint_url"] = endpoint_url
+    try:
+        return boto3.client(service, **kwargs)
+    except BotoCoreError as exc:  # no region configured, ...
+        raise _Refused(f"{label or service}: {exc}") from None
+
+
+def _days(args: argparse.Namespace) -> list[date]:
+    days = window(args.since, args.until, lookback_days=args.lookback_days)
+    if not days:
+        raise _Refused("empty window: --since is after --until (or after today)")
+    return days
+
+
+def _ingest_days(engine: Any, index: _LazyIndex, err: Console, *, source: str, days: list[date], cfg: AthenaConfig,
+                 query_for: Any) -> SqlIngestReport:
+    with _progress(err) as bar:
+        task = bar.add_task("ingest", total=None)
+        return ingest_sql(engine, index.get(), source=source, days=days, query_for=query_for,
+                          versions=DayVersions(), days_per_query=cfg.days_per_query,
+                          progress=lambda done, total: bar.update(task, completed=done, total=total))
+
+
 def _run_athena(args: argparse.Namespace, cfg: AthenaConfig, index: _LazyIndex, err: Console) -> SqlIngestReport:
     if not cfg.database:
         raise _Refused("--athena needs a database: --athena-database NAME or athena.database in --config")
     if args.cloudtrail:
         raise _Refused("--athena reads the trail's Athena table; --cloudtrail is for the native and duckdb engines")
-    import boto3
-    from botocore.exceptions import BotoCoreError
 
     from bot.aws.athena import AthenaEngine, AthenaSettings
 
     settings = AthenaSettings(database=cfg.database, table=cfg.table, workgroup=cfg.workgroup,
                               output_location=cfg.output_location, catalog=cfg.catalog, region=cfg.region,
                               price_per_tb=cfg.price_per_tb, timeout_seconds=cfg.query_timeout_minutes * 60)
-    kwargs: dict[str, Any] = {}
-    if cfg.region:
-        kwargs["region_name"] = cfg.region
-    if args.endpoint_url:
-        kwargs["endpoint_url"] = args.endpoint_url
-    try:
-        client = boto3.client("athena", **kwargs)
-    except BotoCoreError as exc:  # no region configured, ...
-        raise _Refused(f"athena: {exc}") from None
-    engine = AthenaEngine(client, settings)
-    days = window(args.since, args.until, lookback_days=args.lookback_days)
-    if not days:
-        raise _Refused("empty window: --since is after --until (or after today)")
+    engine = AthenaEngine(_aws_client("athena", cfg.region, args.endpoint_url), settings)
+    days = _days(args)
     table = f"{cfg.database}.{cfg.table}"
-    with _progress(err) as bar:
-        task = bar.add_task("ingest", total=None)
-        return ingest_sql(engine, index.get(), source=settings.source_name, days=days,
-                          query_for=lambda batch: usage_query(table, batch, grouping=cfg.grouping),
-                          versions=DayVersions(), days_per_query=cfg.days_per_query,
-                          progress=lambda done, total: bar.update(task, completed=done, total=total))
+    return _ingest_days(engine, index, err, source=settings.source_name, days=days, cfg=cfg,
+                        query_for=lambda batch: usage_query(table, batch, grouping=cfg.grouping))
 
 
 def _run_lake(args: argparse.Namespace, cfg: AthenaConfig, index: _LazyIndex, err: Console) -> SqlIngestReport:
@@ -165,8 +179,6 @@ def _run_lake(args: argparse.Namespace, cfg: AthenaConfig, index: _LazyIndex, er
         raise _Refused("--engine lake needs --lake-store EVENT_DATA_STORE_ID")
     if args.cloudtrail:
         raise _Refused("--engine lake reads an event data store; --cloudtrail is for the native and duckdb engines")
-    import boto3
-    from botocore.exceptions import BotoCoreError
 
     from bot.aws.lake import LakeEngine, LakeSettings
 
@@ -176,24 +188,10 @@ def _run_lake(args: argparse.Namespace, cfg: AthenaConfig, index: _LazyIndex, er
         lake_query(settings.event_data_store, [date(2020, 1, 1)])  # validates the ID
     except ValueError as exc:
         raise _Refused(str(exc)) from None
-    kwargs: dict[str, Any] = {}
-    if args.lake_region:
-        kwargs["region_name"] = args.lake_region
-    if args.endpoint_url:
-        kwargs["endpoint_url"] = args.endpoint_url
-    try:
-        client = boto3.client("cloudtrail", **kwargs)
-    except BotoCoreError as exc:
-        raise _Refused(f"lake: {exc}") from None
-    days = window(args.since, args.until, lookback_days=args.lookback_days)
-    if not days:
-        raise _Refused("empty window: --since is after --until (or after today)")
-    with _progress(err) as bar:
-        task = bar.add_task("ingest", total=None)
-        return ingest_sql(LakeEngine(client, settings), index.get(), source=settings.source_name, days=days,
-                          query_for=lambda batch: lake_query(settings.event_data_store, batch),
-                          versions=DayVersions(), days_per_query=cfg.days_per_query,
-                          progress=lambda done, total: bar.update(task, completed=done, total=total))
+    engine = LakeEngine(_aws_client("cloudtrail", args.lake_region, args.endpoint_url, label="lake"), settings)
+    days = _days(args)
+    return _ingest_days(engine, index, err, source=settings.source_name, days=days, cfg=cfg,
+                        query_for=lambda batch: lake_query(settings.event_data_store, batch))
 
 
 def _run_duckdb(args: argparse.Namespace, cfg: AthenaConfig, index: _LazyIndex, err: Console) -> SqlIngestReport:
