@@ -33,7 +33,7 @@ def proposal(statements: int = 60, per_doc: int = 15) -> list[dict[str, Any]]:
         service = services[i % len(services)]
         st: dict[str, Any] = {"Sid": f"S{i}", "Effect": "Allow", "Action": [f"{service}:Get*", f"{service}:List*"],
                               "Resource": [f"arn:aws:{service}:us-east-1:123456789012:thing/{i}/${{aws:username}}/*",
-                                           f"arn:aws:{service}:us-east-1:123456789012:thing/{i}/shared/*"]}
+                                           f"arn:aws:{service}:us-east-1:123456789012:thing/{i}/common/*"]}
         if i % 3 == 0:
             st["Condition"] = {"StringEquals": {"aws:RequestedRegion": ["us-east-1", "eu-west-1"]}}
         out.append(st)

@@ -21,7 +21,7 @@ ACCOUNT = "123456789012"
 SPLIT = [
     {"Version": "2012-10-17", "Statement": [
         {"Sid": "ReadWriteOwnPrefix", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
-         "Resource": ["arn:aws:s3:::reports/${aws:username}/*", "arn:aws:s3:::reports/shared/*"],
+         "Resource": ["arn:aws:s3:::reports/${aws:username}/*", "arn:aws:s3:::reports/common/*"],
          "Condition": {"StringEquals": {"aws:RequestedRegion": ["us-east-1", "eu-west-1"]},
                        "Bool": {"aws:SecureTransport": True}}},
         {"Sid": "ListOwnPrefix", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::reports",
