@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from bot.store import proposals as ps
 from bot.store import scans as sc
 from bot.store.roles import KnownRole
 from tests.jobs.conftest import ACCOUNT, APPROVER, CHANNEL, Env, attach_notifier
-from tests.slack.conftest import SECRET, Harness
+from tests.slack.conftest import SECRET, Harness, wait_until
 
 REPORTS = "arn:aws:s3:::reports"
 SECURE = {"Bool": {"aws:SecureTransport": "true"}}
@@ -68,13 +67,6 @@ def _role(env: Env, name: str) -> str:
     return arn
 
 
-def _wait(condition: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met"
-        time.sleep(0.01)
-
-
 def _thread_text(slack: FakeSlackApi, ts: str) -> str:
     return json.dumps([m for m in slack.posted(CHANNEL) if m.get("thread_ts") == ts])
 
@@ -102,7 +94,7 @@ def test_scan_approve_apply_keeps_the_deny_and_the_condition(env: Env, harness: 
     assert "*Containment:* grants nothing new — every proposed statement lies inside a current one" in review
 
     assert harness.click(ActionId.APPROVE, proposal.id, user=APPROVER, ts=proposal.message_ts) == 200
-    _wait(lambda: env.ctx.queue.pending("apply"))
+    wait_until(lambda: env.ctx.queue.pending("apply"))
     Worker(env.ctx).run_until_idle()
     applied = env.ctx.proposals.get(proposal.id)
     assert applied is not None and applied.state == ps.APPLIED, applied.decision_reason
@@ -144,7 +136,7 @@ def test_a_widening_proposal_injected_by_hand_is_refused_before_apply(env: Env, 
     assert env.ctx.notifier is not None and env.ctx.notifier.post_proposal(proposal.id)
     ts = env.ctx.proposals.get(proposal.id).message_ts  # type: ignore[union-attr]
     assert harness.click(ActionId.APPROVE, proposal.id, user=APPROVER, ts=ts) == 200
-    _wait(lambda: env.ctx.queue.pending("apply"))
+    wait_until(lambda: env.ctx.queue.pending("apply"))
     Worker(env.ctx).run_until_idle()
 
     refused = env.ctx.proposals.get(proposal.id)

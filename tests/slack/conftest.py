@@ -14,7 +14,7 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -223,3 +223,17 @@ def socket_harness(tmp_path: Path, fake: FakeSlackApi) -> Iterator[Harness]:
 @pytest.fixture()
 def self_approving_harness(tmp_path: Path, fake: FakeSlackApi) -> Iterator[Harness]:
     yield from _harness(tmp_path, fake, make_config(tmp_path, allow_self_approval=True))
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 5.0) -> None:
+    """Poll ``condition`` until it is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met")
+        time.sleep(0.01)
+
+
+def action_ids(message: dict[str, Any]) -> list[str]:
+    """The action ids of a posted message's buttons, in order."""
+    return [el["action_id"] for b in message["blocks"] if b["type"] == "actions" for el in b["elements"]]

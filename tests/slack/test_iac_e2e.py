@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,17 @@ from bot.store.usage import ObjectUsage
 from bot.util.clock import iso, utcnow
 from tests.policy.iac_readback import cloudformation_policies, terraform_policies
 from tests.policy.test_iac import cfn_lint, normal
-from tests.slack.conftest import ALICE, BOB, CHANNEL, GROUP, MALLORY, Harness, _harness
+from tests.slack.conftest import (
+    ALICE,
+    BOB,
+    CHANNEL,
+    GROUP,
+    MALLORY,
+    Harness,
+    _harness,
+    action_ids,
+    wait_until,
+)
 
 ACCOUNT = "123456789012"  # moto's account
 TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
@@ -75,18 +84,6 @@ def _scan(jobs: JobContext, arn: str) -> Any:
     return proposal
 
 
-def _action_ids(message: dict[str, Any]) -> list[str]:
-    return [el["action_id"] for b in message["blocks"] if b["type"] == "actions" for el in b["elements"]]
-
-
-def _wait(condition: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
-        time.sleep(0.01)
-
-
 def _uploaded(fake: FakeSlackApi, count: int) -> list[tuple[str, str, dict[str, Any]]]:
     """(title, content, completeUploadExternal params) of the files of the first ``count`` upload calls."""
     fake.wait_for("files.completeUploadExternal", count)
@@ -115,7 +112,7 @@ def test_cloudformation_role_message_snippets_refused_approve_and_auto_close(flo
     p = _scan(jobs, arn)
     assert p.managed_as_code["stack"] == "orders<prod>" and p.iac["direct_apply"] is False
     message = h.fake.messages[(CHANNEL, p.message_ts)]
-    assert _action_ids(message) == [ActionId.OPEN_CLOUDFORMATION, ActionId.OPEN_TERRAFORM,
+    assert action_ids(message) == [ActionId.OPEN_CLOUDFORMATION, ActionId.OPEN_TERRAFORM,
                                     ActionId.MARK_APPLIED_VIA_CODE, ActionId.REJECT, ActionId.VIEW_POLICY]
     text = json.dumps(message["blocks"])
     assert "Managed as code" in text and "CloudFormation stack orders&lt;prod&gt;" in text  # escaped
@@ -126,16 +123,16 @@ def test_cloudformation_role_message_snippets_refused_approve_and_auto_close(flo
 
     # a forged Approve click (the button is not there) is refused: nothing queued
     assert h.click(ActionId.APPROVE, p.id, user=ALICE, ts=p.message_ts) == 200
-    _wait(lambda: h.fake.calls_to("chat.postEphemeral"))
+    wait_until(lambda: h.fake.calls_to("chat.postEphemeral"))
     assert "managed as code" in h.fake.calls_to("chat.postEphemeral")[-1].params["text"]
     assert jobs.proposals.get(p.id).state == PENDING and not jobs.queue.pending("apply")
 
     # anyone in the channel may open the snippets: files in the review thread
     uploads_before = len(h.fake.calls_to("files.completeUploadExternal"))
     assert h.click(ActionId.OPEN_CLOUDFORMATION, p.id, user=MALLORY, ts=p.message_ts) == 200
-    _wait(lambda: len(h.fake.calls_to("files.completeUploadExternal")) > uploads_before)
+    wait_until(lambda: len(h.fake.calls_to("files.completeUploadExternal")) > uploads_before)
     assert h.click(ActionId.OPEN_TERRAFORM, p.id, user=MALLORY, ts=p.message_ts) == 200
-    _wait(lambda: len(h.fake.calls_to("files.completeUploadExternal")) > uploads_before + 1)
+    wait_until(lambda: len(h.fake.calls_to("files.completeUploadExternal")) > uploads_before + 1)
     snippets = {title: (content, params) for title, content, params in _uploaded(h.fake, uploads_before + 2)}
     cfn, cfn_params = snippets[f"CloudFormation for orders-api ({p.id})"]
     tf, _ = snippets[f"Terraform for orders-api ({p.id})"]
@@ -157,7 +154,7 @@ def test_cloudformation_role_message_snippets_refused_approve_and_auto_close(flo
     thread = [m for m in h.fake.posted(CHANNEL) if m.get("thread_ts") == p.message_ts]
     assert any("Applied via code" in json.dumps(m["blocks"]) for m in thread)
     updated = h.fake.messages[(CHANNEL, p.message_ts)]
-    assert _action_ids(updated) == [] and "Applied via code" in json.dumps(updated["blocks"])
+    assert action_ids(updated) == [] and "Applied via code" in json.dumps(updated["blocks"])
     assert any(e["action"] == "proposal.applied_via_code" for e in jobs.audit.entries(p.id))
     # later inventories do not close or post it again
     posts = len(h.fake.posted(CHANNEL))
@@ -171,10 +168,10 @@ def test_mark_as_applied_by_approvers_only_exactly_once_then_confirmed(flow: Any
     p = _scan(jobs, arn)
     assert p.managed_as_code["rule"] == "iac.rules[0]"
     message = h.fake.messages[(CHANNEL, p.message_ts)]
-    assert _action_ids(message)[:2] == [ActionId.OPEN_TERRAFORM, ActionId.OPEN_CLOUDFORMATION]
+    assert action_ids(message)[:2] == [ActionId.OPEN_TERRAFORM, ActionId.OPEN_CLOUDFORMATION]
 
     assert h.click(ActionId.MARK_APPLIED_VIA_CODE, p.id, user=MALLORY, ts=p.message_ts) == 200
-    _wait(lambda: h.fake.calls_to("chat.postEphemeral"))
+    wait_until(lambda: h.fake.calls_to("chat.postEphemeral"))
     assert "not an approver" in h.fake.calls_to("chat.postEphemeral")[-1].params["text"]
     assert jobs.proposals.get(p.id).state == PENDING
 
@@ -184,11 +181,11 @@ def test_mark_as_applied_by_approvers_only_exactly_once_then_confirmed(flow: Any
         t.start()
     for t in clicks:
         t.join()
-    _wait(lambda: jobs.proposals.get(p.id).state == APPLIED_VIA_CODE)
-    _wait(lambda: len(h.fake.calls_to("chat.postEphemeral")) >= 3)  # the two losers are told
+    wait_until(lambda: jobs.proposals.get(p.id).state == APPLIED_VIA_CODE)
+    wait_until(lambda: len(h.fake.calls_to("chat.postEphemeral")) >= 3)  # the two losers are told
     marked = [e for e in jobs.audit.entries(p.id) if e["action"] == "proposal.applied_via_code"]
     assert len(marked) == 1 and marked[0]["actor"] in (ALICE, BOB)
-    _wait(lambda: "Applied via code" in json.dumps(h.fake.messages[(CHANNEL, p.message_ts)]["blocks"]))
+    wait_until(lambda: "Applied via code" in json.dumps(h.fake.messages[(CHANNEL, p.message_ts)]["blocks"]))
 
     # deployed through Terraform: the next inventory confirms it once, in the thread
     upload_count = len(h.fake.calls_to("files.completeUploadExternal"))

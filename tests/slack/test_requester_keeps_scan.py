@@ -3,18 +3,9 @@ requester, so the first person to ask cannot approve the result by having someon
 
 from __future__ import annotations
 
-import time
-
 from bot.slack.ids import ActionId
 from bot.store.proposals import APPROVED, PENDING
-from tests.slack.conftest import ALICE, BOB, Harness
-
-
-def _wait(condition: object, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not met"
-        time.sleep(0.01)
+from tests.slack.conftest import ALICE, BOB, Harness, wait_until
 
 
 def test_requester_of_a_queued_scan_is_kept_and_cannot_approve(harness: Harness) -> None:
@@ -27,9 +18,9 @@ def test_requester_of_a_queued_scan_is_kept_and_cannot_approve(harness: Harness)
     # the scan of that item creates the proposal with the item's requester (as the worker does)
     proposal = harness.add_proposal(requested_by=item.payload["requested_by"])
     assert harness.click(ActionId.APPROVE, proposal.id, user=BOB) == 200
-    _wait(lambda: any("requested this scan" in str(c.params) for c in harness.fake.calls_to("chat.postEphemeral")))
+    wait_until(lambda: any("requested this scan" in str(c.params) for c in harness.fake.calls_to("chat.postEphemeral")))
     assert harness.ctx.proposals.get(proposal.id).state == PENDING  # type: ignore[union-attr]
 
     assert harness.click(ActionId.APPROVE, proposal.id, user=ALICE) == 200
-    _wait(lambda: harness.ctx.proposals.get(proposal.id).state == APPROVED)  # type: ignore[union-attr]
+    wait_until(lambda: harness.ctx.proposals.get(proposal.id).state == APPROVED)  # type: ignore[union-attr]
     assert harness.ctx.queue.active("apply", f"apply:{proposal.id}") is not None

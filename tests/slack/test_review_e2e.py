@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,18 @@ from bot.slack.ids import REASON_INPUT, ActionId, BlockId, CallbackId
 from bot.slack.notify import Notifier
 from bot.store.changes import APPLIED, APPLYING, ChangeStore
 from bot.store.proposals import APPROVED, PENDING, REJECTED
-from tests.slack.conftest import ACCOUNT, ALICE, BOB, CHANNEL, MALLORY, POLICY, ROLE_ARN, Harness
+from tests.slack.conftest import (
+    ACCOUNT,
+    ALICE,
+    BOB,
+    CHANNEL,
+    MALLORY,
+    POLICY,
+    ROLE_ARN,
+    Harness,
+    action_ids,
+    wait_until,
+)
 
 
 def _notifier(h: Harness) -> Notifier:
@@ -35,18 +45,6 @@ def _message(h: Harness, ts: str) -> dict[str, Any]:
     return h.fake.messages[(CHANNEL, ts)]
 
 
-def _action_ids(message: dict[str, Any]) -> list[str]:
-    return [el["action_id"] for b in message["blocks"] if b["type"] == "actions" for el in b["elements"]]
-
-
-def _wait(condition: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
-        time.sleep(0.01)
-
-
 def test_review_message_and_thread_uploads(http_harness: Harness) -> None:
     pid, ts = _posted(http_harness)
     msg = _message(http_harness, ts)
@@ -60,7 +58,7 @@ def test_review_message_and_thread_uploads(http_harness: Harness) -> None:
     first = msg["blocks"][1]["text"]["text"]
     assert f"*Who may approve:* <@{ALICE}>, <!subteam^S0APPROVE1>" in first
     assert f"*May not:* <@{MALLORY}> (requested this scan)" in first
-    assert _action_ids(msg) == [ActionId.APPROVE, ActionId.REJECT, ActionId.VIEW_POLICY]
+    assert action_ids(msg) == [ActionId.APPROVE, ActionId.REJECT, ActionId.VIEW_POLICY]
     complete = http_harness.fake.calls_to("files.completeUploadExternal")[0].params
     assert complete["thread_ts"] == ts and complete["channel_id"] == CHANNEL
     contents = sorted(http_harness.fake.uploads.values(), key=len)
@@ -73,7 +71,7 @@ def test_review_message_and_thread_uploads(http_harness: Harness) -> None:
 def test_approve_by_approver_updates_message_and_queues_one_apply(harness: Harness) -> None:
     pid, ts = _posted(harness)
     assert harness.click(ActionId.APPROVE, pid, user=ALICE, ts=ts) == 200
-    _wait(lambda: not _action_ids(_message(harness, ts)))
+    wait_until(lambda: not action_ids(_message(harness, ts)))
     p = harness.ctx.proposals.get(pid)
     assert p.state == APPROVED and p.decided_by == ALICE and p.decided_at
     (item,) = harness.ctx.queue.pending("apply")
@@ -85,7 +83,7 @@ def test_approve_by_approver_updates_message_and_queues_one_apply(harness: Harne
 def test_group_member_can_approve(harness: Harness) -> None:
     pid, ts = _posted(harness)
     harness.click(ActionId.APPROVE, pid, user=BOB, ts=ts)
-    _wait(lambda: harness.ctx.proposals.get(pid).state == APPROVED)
+    wait_until(lambda: harness.ctx.proposals.get(pid).state == APPROVED)
     assert harness.fake.calls_to("usergroups.users.list")
 
 
@@ -99,7 +97,7 @@ def test_unauthorized_and_self_approval_change_nothing(harness: Harness) -> None
     harness.fake.wait_for("chat.postEphemeral", 2)
     assert harness.ctx.proposals.get(pid).state == PENDING
     assert harness.ctx.queue.pending() == []
-    assert _action_ids(_message(harness, ts))  # buttons still there
+    assert action_ids(_message(harness, ts))  # buttons still there
     assert not harness.fake.calls_to("chat.update")
     assert harness.ctx.counters["slack.unauthorized"] == 2
 
@@ -117,7 +115,7 @@ def test_self_approval_when_config_allows(self_approving_harness: Harness) -> No
     h = self_approving_harness
     p = h.add_proposal(requested_by=ALICE)
     h.click(ActionId.APPROVE, p.id, user=ALICE, channel=None)
-    _wait(lambda: h.ctx.proposals.get(p.id).state == APPROVED)
+    wait_until(lambda: h.ctx.proposals.get(p.id).state == APPROVED)
 
 
 def test_fifty_concurrent_approve_clicks_make_one_approval_and_one_apply(harness: Harness) -> None:
@@ -162,7 +160,7 @@ def test_reject_opens_modal_then_submission_rejects_with_reason(harness: Harness
                                                                             "value": "monthly batch <job>"}}},
                                     user=BOB)
     assert status == 200
-    _wait(lambda: not _action_ids(_message(harness, ts)))
+    wait_until(lambda: not action_ids(_message(harness, ts)))
     p = harness.ctx.proposals.get(pid)
     assert (p.state, p.decided_by, p.decision_reason) == (REJECTED, BOB, "monthly batch <job>")
     assert ": `monthly batch &lt;job&gt;`" in json.dumps(_message(harness, ts)["blocks"])
@@ -214,7 +212,7 @@ def test_apply_result_with_rollback_button(harness: Harness) -> None:
     assert _notifier(harness).post_apply_result(pid, change_id, True, "1 policy attached, 2 detached")
     thread = [m for m in harness.fake.posted(CHANNEL) if m.get("thread_ts") == ts and m.get("blocks")]
     result = thread[-1]
-    assert _action_ids(result) == [ActionId.ROLLBACK]
+    assert action_ids(result) == [ActionId.ROLLBACK]
     harness.click(ActionId.ROLLBACK, change_id, user=MALLORY, ts=result.get("ts"))
     harness.fake.wait_for("chat.postEphemeral")
     assert harness.ctx.queue.pending() == []
@@ -251,19 +249,19 @@ def test_denial_alert_allow_button_allowlists_the_stored_denial_and_asks_for_a_r
     harness.fake.wait_for("chat.postEphemeral")
     assert not Path(harness.ctx.allowlist_path).exists() and not harness.ctx.queue.pending("scan")
     harness.click(buttons[1]["action_id"], buttons[1]["value"], user=ALICE, ts=ts)
-    _wait(lambda: harness.ctx.queue.pending("scan"))
+    wait_until(lambda: harness.ctx.queue.pending("scan"))
     saved = yaml.safe_load(Path(harness.ctx.allowlist_path).read_text())
     assert [(e["action"], e["resource"]) for e in saved["entries"]] == [("s3:PutObject", long_key)]
     (scan,) = harness.ctx.queue.pending("scan")
     assert scan.payload == {"account": ACCOUNT, "principal_arn": ROLE_ARN, "requested_by": ALICE,
                             "restore": change_id}
     assert harness.ctx.allowances.get(buttons[1]["value"]).used_by == ALICE
-    _wait(lambda: [m for m in harness.fake.posted(CHANNEL) if m.get("thread_ts") == ts][-1] is not alert)
+    wait_until(lambda: [m for m in harness.fake.posted(CHANNEL) if m.get("thread_ts") == ts][-1] is not alert)
     said = [m for m in harness.fake.posted(CHANNEL) if m.get("thread_ts") == ts][-1]
     assert "restores it" in said["text"] and change_id in said["text"]
     # a click whose value refers to no stored offer changes nothing
     harness.click(buttons[0]["action_id"], "a-00000000", user=ALICE, ts=ts)
-    _wait(lambda: len(harness.fake.calls_to("chat.postEphemeral")) == 2)
+    wait_until(lambda: len(harness.fake.calls_to("chat.postEphemeral")) == 2)
     assert "refers to nothing" in harness.fake.calls_to("chat.postEphemeral")[-1].params["text"]
     assert len(yaml.safe_load(Path(harness.ctx.allowlist_path).read_text())["entries"]) == 1
 
