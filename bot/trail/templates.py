@@ -28,6 +28,7 @@ several strings when the template iterates a list.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -147,6 +148,7 @@ def _list_base(name: str) -> str:
     return stem[:1].lower() + stem[1:]
 
 
+@functools.cache  # names come from the compiled templates only: a small, fixed set
 def _ec2_list_keys(name: str) -> tuple[str, ...]:
     """The members EC2's query API may log list parameter ``name`` under, in the order they are tried."""
     base = _list_base(name)
